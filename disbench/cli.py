@@ -1,0 +1,65 @@
+"""The `disbench` command: `disbench <command> [args]`.
+
+`disbench train` is a Hydra app (every config key overridable, `-m` for
+multirun, `--cfg job` to print the config); the other commands take ordinary
+arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from disbench.errors import DisbenchError
+
+USAGE = """usage: disbench <command> [args]
+
+commands:
+  train [overrides]   train one run (Hydra app: model=factorvae data=dsprites_procedural
+                      trainer=quick seed=1; -m for multirun; --cfg job to print the config)
+
+Run `disbench train --help` for the config groups and their options."""
+
+
+def _fail(err: DisbenchError) -> None:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(err.exit_code)
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def _train_app(cfg: DictConfig) -> int:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from disbench.train.run import run
+
+    try:
+        outcome = run(cfg)
+    except DisbenchError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        _fail(err)
+    if outcome.exit_code and HydraConfig.get().mode != RunMode.MULTIRUN:
+        sys.exit(outcome.exit_code)
+    return outcome.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        sys.argv = ["disbench train", *rest]
+        _train_app()
+        return 0
+    print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

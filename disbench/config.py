@@ -1,0 +1,53 @@
+"""Config helpers: composing the Hydra tree, and a run's identity.
+
+A run is identified by a hash of the config keys that change its result (model
+and hyperparameters, data and its source, architecture, training length and
+optimiser, seed). Paths, study, launcher, logging, checkpoint cadence, device
+and evaluation settings do not change what is trained, so they are left out:
+`disbench eval` can score a stored run with other metric settings without
+creating a new run (the settings used are recorded in metrics.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+# keys of a config group that do not change what is trained
+NOT_IDENTITY = {
+    "data": {"verify", "url", "checksum"},
+    "trainer": {"checkpoint_every_n_steps", "log_every_n_steps", "accelerator",
+                "progress_bar", "tensorboard"},
+}
+IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The part of a resolved config that determines the trained model."""
+    out = {}
+    for group in IDENTITY_GROUPS:
+        values = OmegaConf.to_container(cfg[group], resolve=True)
+        out[group] = {k: v for k, v in values.items() if k not in NOT_IDENTITY.get(group, ())}
+    out["seed"] = int(cfg.seed)
+    return out
+
+
+def run_id(cfg: DictConfig) -> str:
+    """`<model>-<data>-s<seed>-<hash>`: readable, and unique per identity."""
+    ident = identity(cfg)
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{ident['model']['name']}-{ident['data']['name']}-s{ident['seed']}-{digest}"
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """The resolved config for `overrides`, as `disbench train` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))

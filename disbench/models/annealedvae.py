@@ -1,0 +1,19 @@
+"""AnnealedVAE (Burgess et al. 2018): recon + gamma * |KL - C|, where the capacity
+C = min(c_max, c_max * step / iteration_threshold) grows linearly to c_max."""
+
+from disbench.models.base import VAE
+
+
+def capacity(step: int, c_max: float, iteration_threshold: int) -> float:
+    return min(c_max, c_max * step / iteration_threshold)
+
+
+class AnnealedVAE(VAE):
+    def __init__(self, encoder, decoder, c_max: float, gamma: float = 1000.0,
+                 iteration_threshold: int = 100_000):
+        super().__init__(encoder, decoder)
+        self.c_max, self.gamma, self.iteration_threshold = c_max, gamma, iteration_threshold
+
+    def regularizer(self, mean, log_var, z, kl, step, generator):
+        c = capacity(step, self.c_max, self.iteration_threshold)
+        return self.gamma * (kl - c).abs(), {"capacity": kl.new_tensor(c)}

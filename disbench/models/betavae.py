@@ -1,0 +1,12 @@
+"""beta-VAE (Higgins et al. 2017): recon + beta * KL."""
+
+from disbench.models.base import VAE
+
+
+class BetaVAE(VAE):
+    def __init__(self, encoder, decoder, beta: float):
+        super().__init__(encoder, decoder)
+        self.beta = beta
+
+    def regularizer(self, mean, log_var, z, kl, step, generator):
+        return self.beta * kl, {}

@@ -1,0 +1,49 @@
+"""DIP-VAE-I and -II (Kumar et al. 2018): recon + KL
++ lambda_od * sum_{i != j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2, where
+- DIP-VAE-I:  C = Cov_p(x)[mu(x)]                          (lambda_d = 10 lambda_od)
+- DIP-VAE-II: C = Cov_p(x)[mu(x)] + E_p(x)[diag(sigma^2(x))] (lambda_d = lambda_od)
+with the covariance of the batch means taken biased (divided by the batch size)."""
+
+import torch
+
+from disbench.models.base import VAE
+
+
+def covariance(mean: torch.Tensor) -> torch.Tensor:
+    """Biased batch covariance E[mu mu^T] - E[mu] E[mu]^T."""
+    centred = mean - mean.mean(0, keepdim=True)
+    return centred.T @ centred / mean.shape[0]
+
+
+def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> torch.Tensor:
+    diag = torch.diagonal(cov)
+    off_diag = cov - torch.diag(diag)
+    return lambda_od * off_diag.square().sum() + lambda_d * (diag - 1).square().sum()
+
+
+class DIPVAE(VAE):
+    def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None,
+                 dip_type: str = "i"):
+        super().__init__(encoder, decoder)
+        if dip_type not in ("i", "ii"):
+            raise ValueError(f"dip_type must be 'i' or 'ii', got {dip_type!r}")
+        if lambda_d is None:
+            lambda_d = (10.0 if dip_type == "i" else 1.0) * lambda_od
+        self.lambda_od, self.lambda_d, self.dip_type = lambda_od, lambda_d, dip_type
+
+    def regularizer(self, mean, log_var, z, kl, step, generator):
+        cov = covariance(mean)
+        if self.dip_type == "ii":
+            cov = cov + torch.diag(log_var.exp().mean(0))
+        penalty = dip_penalty(cov, self.lambda_od, self.lambda_d)
+        return kl + penalty, {"dip_penalty": penalty}
+
+
+class DIPVAE1(DIPVAE):
+    def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None):
+        super().__init__(encoder, decoder, lambda_od, lambda_d, dip_type="i")
+
+
+class DIPVAE2(DIPVAE):
+    def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None):
+        super().__init__(encoder, decoder, lambda_od, lambda_d, dip_type="ii")

@@ -1,0 +1,186 @@
+"""The run store: one plain directory per run, `<results>/<study>/<run id>/`.
+
+Files (documented in docs/results-format.md):
+  config.yaml        the resolved config
+  status.json        {"state": running | completed | failed | interrupted, ...}
+  losses.csv         the loss log
+  metrics.json       final losses and metric scores (written before "completed")
+  checkpoints/last.ckpt
+  traversal.png
+  claim.json         present while a process trains the run
+
+Every write is atomic (write a temporary file, then rename); "completed" is the
+last thing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from disbench.errors import DisbenchError
+
+RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# A claim whose owner cannot be checked (another host) is stale after this long
+# without a heartbeat. Owners touch their claim at every log and checkpoint.
+CLAIM_STALE_SECONDS = float(os.environ.get("DISBENCH_CLAIM_STALE_SECONDS", 600))
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _slurm_task() -> str | None:
+    job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{job}_{task}" if job and task else job
+
+
+class RunDir:
+    """Paths and state of one run's directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config = self.path / "config.yaml"
+        self.status_file = self.path / "status.json"
+        self.losses = self.path / "losses.csv"
+        self.metrics = self.path / "metrics.json"
+        self.checkpoints = self.path / "checkpoints"
+        self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.traversal = self.path / "traversal.png"
+        self.claim_file = self.path / "claim.json"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def create(self) -> None:
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise DisbenchError(f"cannot write the run directory {self.path}: {err}. Set "
+                                f"paths.results (or $DISBENCH_RESULTS) to a writable "
+                                f"directory.") from None
+
+    # -- status ------------------------------------------------------------
+    def status(self) -> dict | None:
+        try:
+            return read_json(self.status_file)
+        except (json.JSONDecodeError, OSError):
+            return None
+
+    @property
+    def state(self) -> str | None:
+        return (self.status() or {}).get("state")
+
+    def update_status(self, **fields) -> dict:
+        status = {**(self.status() or {}), **fields, "updated_at": time.time()}
+        write_json(self.status_file, status)
+        return status
+
+    # -- claim: at most one process trains a run -----------------------------
+    def _claim_info(self) -> dict:
+        return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_task": _slurm_task(),
+                "claimed_at": time.time()}
+
+    def claim_is_stale(self, info: dict) -> bool:
+        """Stale: the owner process is gone (same host), the owner is this same
+        SLURM task requeued, or no heartbeat for CLAIM_STALE_SECONDS."""
+        if info.get("host") == socket.gethostname() and not _process_alive(int(info["pid"])):
+            return True
+        if info.get("slurm_task") and info.get("slurm_task") == _slurm_task():
+            return True
+        try:
+            age = time.time() - self.claim_file.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        return age > CLAIM_STALE_SECONDS
+
+    def claim_owner(self) -> dict | None:
+        """The live claim's owner, or None if unclaimed or stale."""
+        try:
+            info = read_json(self.claim_file)
+        except (json.JSONDecodeError, OSError):
+            info = {"host": "?", "pid": -1}  # half-written by a dying owner
+        if info is None or self.claim_is_stale(info):
+            return None
+        return info
+
+    @contextmanager
+    def _claim_mutex(self, timeout: float = 30.0):
+        """Serialise claim check-and-take; a mutex left by a dead process expires after 30 s."""
+        lock = self.path / ".claim.lock"
+        deadline = time.time() + timeout
+        while True:
+            try:
+                os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                break
+            except FileExistsError:
+                try:
+                    if time.time() - lock.stat().st_mtime > 30:
+                        lock.unlink(missing_ok=True)
+                        continue
+                except FileNotFoundError:
+                    continue
+                if time.time() > deadline:
+                    raise DisbenchError(f"could not lock {lock} within {timeout:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def try_claim(self) -> bool:
+        """Take the claim unless a live process holds it; a stale claim is taken over."""
+        with self._claim_mutex():
+            if self.claim_owner() is not None:
+                return False
+            write_json(self.claim_file, self._claim_info())
+            return True
+
+    def heartbeat(self) -> None:
+        try:
+            os.utime(self.claim_file)
+        except FileNotFoundError:
+            pass
+
+    def release_claim(self) -> None:
+        info = read_json(self.claim_file) if self.claim_file.exists() else None
+        if info and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
+            self.claim_file.unlink(missing_ok=True)
+
+
+def run_dir_for(results: str | Path, study: str, run_id: str) -> RunDir:
+    return RunDir(Path(results) / study / run_id)

@@ -1,0 +1,1 @@
+"""Training: the Lightning module, its callbacks, and `run` (one run, every launcher)."""

@@ -1,0 +1,80 @@
+"""The run's recorder: loss log, checkpoints, status heartbeat, progress bar."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+from disbench.store import RunDir
+
+
+def truncate_loss_log(path, after_step: int) -> None:
+    """Drop rows logged after `after_step` (a resumed run logs them again)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= after_step]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+class RunRecorder(pl.Callback):
+    """Every `log_every` steps: a row of losses.csv (after a finiteness check) and a
+    claim heartbeat; every `checkpoint_every` steps: an atomic checkpoint and the
+    step in status.json."""
+
+    def __init__(self, run: RunDir, log_every: int, checkpoint_every: int):
+        self.run, self.log_every, self.checkpoint_every = run, log_every, checkpoint_every
+        self.last_terms = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        step = trainer.global_step  # updates done so far
+        self.last_terms = outputs
+        if step % self.log_every == 0 or step == trainer.max_steps:
+            self.log_row(module, step, outputs)
+            trainer.progress_bar_metrics.update(loss=float(outputs["loss"]))
+        if step % self.checkpoint_every == 0 or step == trainer.max_steps:
+            module.check_finite(outputs)
+            self.save_checkpoint(trainer)
+            self.run.update_status(step=step)
+
+    def log_row(self, module, step: int, terms) -> None:
+        module.check_finite(terms)
+        values = {k: float(v) for k, v in terms.items()}
+        new = not self.run.losses.exists() or self.run.losses.stat().st_size == 0
+        with open(self.run.losses, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", *values])
+            writer.writerow([step, *(repr(v) for v in values.values())])
+        self.run.heartbeat()
+
+    def save_checkpoint(self, trainer) -> None:
+        tmp = self.run.checkpoints / f".last.ckpt.tmp-{os.getpid()}"
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, self.run.last_checkpoint)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """A bar over training steps (the data stream is endless, so epochs mean nothing)."""
+
+    def on_train_epoch_start(self, trainer, *args):
+        super().on_train_epoch_start(trainer, *args)
+        self.train_progress_bar.reset(total=trainer.max_steps)
+        self.train_progress_bar.initial = trainer.global_step
+        self.train_progress_bar.set_description("train")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        n = trainer.global_step
+        if self._should_update(n, self.train_progress_bar.total):
+            self.train_progress_bar.n = n
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+            self.train_progress_bar.refresh()
