@@ -19,6 +19,8 @@ USAGE = """usage: disbench <command> [args]
 commands:
   train [overrides]   train one run (Hydra app: model=factorvae data=dsprites_procedural
                       trainer=quick seed=1; -m for multirun; --cfg job to print the config)
+  data list|info|download|show
+                      the datasets: what is there, fetch files, look at samples
 
 Run `disbench train --help` for the config groups and their options."""
 
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["disbench train", *rest]
         _train_app()
         return 0
+    if command == "data":
+        from disbench.data.cli import main as data_main
+
+        return data_main(rest)
     print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+
+import pytest
+
+from disbench.config import compose, identity, run_id
+
+MODELS = ["vae", "betavae", "annealedvae", "factorvae", "dipvae1", "dipvae2", "betatcvae"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_preset_composes(model):
+    cfg = compose([f"model={model}", "data=dsprites_procedural"])
+    assert cfg.model.name == model
+    assert cfg.trainer.max_steps == 300_000 and cfg.trainer.batch_size == 64  # reference default
+
+
+def test_reference_defaults():
+    cfg = compose([])
+    assert cfg.arch.name == "locatello" and cfg.arch.latent_dim == 10
+    assert cfg.trainer.lr == 1e-4 and list(cfg.trainer.betas) == [0.9, 0.999]
+    assert cfg.trainer.eps == 1e-8 and cfg.seed == 0
+    assert compose(["model=annealedvae"]).model.gamma == 1000.0
+    assert compose(["model=annealedvae"]).model.iteration_threshold == 100_000
+
+
+def test_run_id_ignores_what_does_not_change_the_model():
+    base = run_id(compose([]))
+    for override in ["trainer.checkpoint_every_n_steps=7", "trainer.log_every_n_steps=3",
+                     "study=other", "paths.results=/x", "data.verify=false",
+                     "trainer.progress_bar=false", "trainer.accelerator=cpu"]:
+        assert run_id(compose([override])) == base, override
+
+
+def test_run_id_changes_with_what_changes_the_model():
+    base = run_id(compose([]))
+    changed = {run_id(compose([o])) for o in ["seed=1", "model.beta=2", "model=factorvae",
+                                              "data=dsprites_procedural", "trainer.max_steps=10",
+                                              "arch.latent_dim=5", "trainer.lr=0.001"]}
+    assert base not in changed and len(changed) == 7
+
+
+def test_identity_records_data_name_and_seed():
+    ident = identity(compose(["data=dsprites_procedural", "seed=4"]))
+    assert ident["data"] == {"name": "dsprites_procedural"} and ident["seed"] == 4
+
+
+def test_user_config_dir_on_the_search_path(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mybeta.yaml").write_text("name: betavae\nbeta: 11.0\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "disbench.cli", "train", "--cfg", "job",
+         f"hydra.searchpath=[file://{tmp_path}]", "model=mybeta"],
+        capture_output=True, text=True, check=True).stdout
+    assert "beta: 11.0" in out

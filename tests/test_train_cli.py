@@ -1,0 +1,132 @@
+"""`disbench train` end to end: store, skip, bad input, kill and resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+SMOKE = ["data=dsprites_procedural", "trainer=smoke"]
+
+
+def disbench(args, results, data_dir, **kwargs):
+    env = {**os.environ, "DISBENCH_RESULTS": str(results), "DISBENCH_DATA": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "disbench.cli", *args], env=env,
+                          capture_output=True, text=True, **kwargs)
+
+
+def only_run(results: Path) -> Path:
+    (run,) = [p for p in (results / "default").iterdir() if p.is_dir()]
+    return run
+
+
+def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir):
+    first = disbench(["train", "model=betavae", *SMOKE], tmp_path, data_dir)
+    assert first.returncode == 0, first.stderr
+    run = only_run(tmp_path)
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "completed" and status["step"] == 20
+    assert status["data_source"] == "procedural"
+    assert status["identity"]["model"] == {"name": "betavae", "beta": 4.0}
+    rows = list(csv.DictReader(open(run / "losses.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+    assert set(rows[0]) == {"step", "loss", "reconstruction", "kl", "elbo"}
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["loss"] == pytest.approx(float(rows[-1]["loss"]))
+    assert (run / "traversal.png").read_bytes()[:4] == b"\x89PNG"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 20
+    assert str(run) in first.stdout
+
+    again = disbench(["train", "model=betavae", *SMOKE], tmp_path, data_dir)
+    assert again.returncode == 0 and "already completed" in again.stdout
+    assert json.loads((run / "status.json").read_text())["finished_at"] == status["finished_at"]
+
+
+def test_unknown_model_lists_valid_names(tmp_path, data_dir):
+    out = disbench(["train", "model=nosuch", *SMOKE], tmp_path, data_dir)
+    assert out.returncode != 0
+    assert "factorvae" in out.stderr + out.stdout and "Traceback" not in out.stderr
+
+
+def test_wrong_hyperparameter_type_is_one_clear_message(tmp_path, data_dir):
+    out = disbench(["train", "model.beta=abc", *SMOKE], tmp_path, data_dir)
+    assert out.returncode == 2 and "model.beta='abc'" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "default").exists()
+
+
+def test_unknown_hyperparameter(tmp_path, data_dir):
+    out = disbench(["train", "+model.gama=3", *SMOKE], tmp_path, data_dir)
+    assert out.returncode == 2 and "no hyperparameter 'gama'" in out.stderr
+
+
+def test_non_finite_loss_marks_the_run_failed(tmp_path, data_dir):
+    out = disbench(["train", "model.beta=nan", *SMOKE], tmp_path, data_dir)
+    assert out.returncode == 1
+    status = json.loads((only_run(tmp_path) / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 0
+    assert "non-finite loss at step 0" in status["reason"]
+    assert not (only_run(tmp_path) / "metrics.json").exists()
+
+
+def test_unwritable_results_dir(tmp_path, data_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = disbench(["train", *SMOKE], blocker / "results", data_dir)
+    assert out.returncode == 2 and "cannot write the run directory" in out.stderr
+
+
+def test_missing_official_dsprites_offline_names_the_alternative(tmp_path):
+    out = disbench(["train", "data=dsprites", "trainer=smoke",
+                    "+data.url=http://127.0.0.1:9/none.npz"], tmp_path, tmp_path / "data")
+    assert out.returncode == 2
+    assert "data=dsprites_procedural" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_bit_identical(tmp_path, data_dir):
+    args = ["train", "model=factorvae", *SMOKE, "trainer.max_steps=40",
+            "trainer.checkpoint_every_n_steps=10"]
+    reference = disbench(args, tmp_path / "a", data_dir)
+    assert reference.returncode == 0, reference.stderr
+
+    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path / "b"), "DISBENCH_DATA": str(data_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "disbench.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    losses = None
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill between the 2nd and 3rd checkpoint
+        found = list((tmp_path / "b").glob("default/*/losses.csv"))
+        if found and len(found[0].read_text().splitlines()) > 26:
+            losses = found[0]
+            break
+        time.sleep(0.05)
+    assert losses is not None, "the run never got past step 25"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = losses.parent
+    assert json.loads((run / "status.json").read_text())["state"] == "running"
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] in (20, 30)
+
+    resumed = disbench(args, tmp_path / "b", data_dir)
+    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "completed" and status["attempts"] == 2
+
+    a, b = only_run(tmp_path / "a"), run
+    assert (a / "losses.csv").read_text() == (b / "losses.csv").read_text()
+    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
+    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
+    assert ca["state_dict"].keys() == cb["state_dict"].keys()
+    assert all(torch.equal(ca["state_dict"][k], cb["state_dict"][k]) for k in ca["state_dict"])
+    assert torch.equal(ca["disbench_generator_state"], cb["disbench_generator_state"])
+    assert ca["optimizer_states"][0]["state"].keys() == cb["optimizer_states"][0]["state"].keys()
+    for k, sa in ca["optimizer_states"][0]["state"].items():
+        sb = cb["optimizer_states"][0]["state"][k]
+        assert all(torch.equal(sa[n], sb[n]) for n in sa)
