@@ -35,7 +35,9 @@ def _read_npy_member(archive: zipfile.ZipFile, member: str):
         raise DisbenchError(f"{archive.filename} has no '{member}' array: not the dSprites file.")
     f = archive.open(member)
     version = np.lib.format.read_magic(f)
-    shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(f)
     if fortran or dtype.hasobject:
         raise DisbenchError(f"{archive.filename}: '{member}' is not a plain C-order array.")
     return f, shape, dtype
