@@ -18,9 +18,14 @@ import warnings
 
 import numpy as np
 
+from disbench.errors import DisbenchError
 
-class MetricInputError(ValueError):
-    """Raised when a metric cannot be computed from the arrays it was given."""
+
+class MetricInputError(DisbenchError, ValueError):
+    """Raised when a metric cannot be computed from the arrays it was given.
+
+    A ``DisbenchError`` (the CLI prints it without a traceback) and a ``ValueError``.
+    """
 
 
 class MetricWarning(RuntimeWarning):
@@ -28,7 +33,10 @@ class MetricWarning(RuntimeWarning):
 
 
 def _check_2d(x: object, metric: str, name: str, columns: str) -> np.ndarray:
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as err:  # e.g. ragged nested lists
+        raise MetricInputError(f"{metric}: {name} is not a rectangular array ({err}).") from err
     if arr.dtype.kind not in "biuf":
         raise MetricInputError(
             f"{metric}: {name} must be a real numeric array; got dtype {arr.dtype}."

@@ -30,7 +30,9 @@ METRICS = {
     "SAP": (_split(compute_sap), True, False),
     "Modularity/explicitness": (_split(compute_modularity_explicitness), True, True),
     "IRS": (compute_irs, True, True),
-    "Unsupervised scores": (lambda codes, factors, **kw: compute_unsupervised(codes, **kw), False, True),
+    "Unsupervised scores": (
+        lambda codes, factors, **kw: compute_unsupervised(codes, **kw), False, True
+    ),
 }
 
 
@@ -74,11 +76,21 @@ def test_single_test_sample(metric):
         fn(CODES[:41], FACTORS[:41])
 
 
-@pytest.mark.parametrize("metric", [m for m in METRICS if METRICS[m][1]])
+@pytest.mark.parametrize("metric", ["MIG", "IRS"])
 def test_mismatched_lengths(metric):
+    with pytest.raises(MetricInputError, match=f"^{metric}: factors has 59 samples .* have 60"):
+        METRICS[metric][0](CODES, FACTORS[:-1])
+
+
+@pytest.mark.parametrize("metric", ["DCI", "SAP", "Modularity/explicitness"])
+def test_mismatched_lengths_train_test(metric):
     fn = METRICS[metric][0]
-    with pytest.raises(MetricInputError, match=f"^{metric}: .*factors.* has 59 samples"):
-        fn(CODES[:-1] if metric in ("MIG", "IRS") else CODES, FACTORS[:-1])
+    with pytest.raises(MetricInputError, match=f"^{metric}: factors_test has 19 samples .* 20"):
+        fn(CODES, FACTORS[:-1])
+    fn = {"DCI": compute_dci, "SAP": compute_sap,
+          "Modularity/explicitness": compute_modularity_explicitness}[metric]
+    with pytest.raises(MetricInputError, match=f"^{metric}: factors_train has 39 samples .* 40"):
+        fn(CODES[:40], FACTORS[:39], CODES[40:], FACTORS[40:])
 
 
 @pytest.mark.parametrize("metric", [m for m in METRICS if METRICS[m][1] and m != "IRS"])

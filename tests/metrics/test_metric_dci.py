@@ -117,7 +117,8 @@ def test_dci_matches_reference_pipeline():
     rng = np.random.default_rng(5)
     factors = rng.integers(0, 3, size=(150, 2))
     codes = factors @ rng.normal(size=(2, 3)) + 0.5 * rng.normal(size=(150, 3))
-    x_train, x_test, y_train, y_test = codes[:100].T, codes[100:].T, factors[:100].T, factors[100:].T
+    x_train, x_test = codes[:100].T, codes[100:].T
+    y_train, y_test = factors[:100].T, factors[100:].T
     importance = np.zeros((3, 2))
     acc_train, acc_test = [], []
     for j in range(2):

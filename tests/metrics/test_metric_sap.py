@@ -56,7 +56,8 @@ def test_sap_discrete_matches_reference_loop():
     scores = np.zeros((3, 2))
     for i in range(3):
         for j in range(2):
-            clf = LinearSVC(C=0.01, class_weight="balanced").fit(codes[tr, i : i + 1], factors[tr, j])
+            clf = LinearSVC(C=0.01, class_weight="balanced")
+            clf.fit(codes[tr, i : i + 1], factors[tr, j])
             scores[i, j] = np.mean(clf.predict(codes[te, i : i + 1]) == factors[te, j])
     ordered = np.sort(scores, axis=0)
     expected = np.mean(ordered[-1] - ordered[-2])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
+from disbench.errors import DisbenchError
 from disbench.metrics.utils import (
     MetricInputError,
     check_codes,
@@ -110,3 +111,4 @@ def test_check_factors_errors():
     with pytest.raises(MetricInputError, match="MyMetric: factors must hold integer"):
         check_factors(np.array([[0.5], [1.0]]), "MyMetric")
     assert issubclass(MetricInputError, ValueError)
+    assert issubclass(MetricInputError, DisbenchError)
