@@ -9,10 +9,13 @@ is expected.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from disbench.data.files import Remote
 
 
 @runtime_checkable
@@ -45,13 +48,39 @@ class GroundTruthDataset(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `disbench data list / info` show about a registered dataset, without loading it.
+
+    `subdirs` are its folders under the data directory (for the size on disk);
+    `ready` the paths that must exist to load it without downloading or converting.
+    """
+
+    name: str
+    summary: str
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    channels: int
+    source: str
+    remotes: tuple[Remote, ...] = ()
+    subdirs: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()
+    instances: int = 1
+
+    @property
+    def num_images(self) -> int:
+        return int(np.prod(self.factor_sizes)) * self.instances
+
+
 class GridDataset:
     """A ground-truth grid held as one uint8 array `images` of shape (N, C, H, W).
 
-    `images[i]` shows the factor combination `np.unravel_index(i, factor_sizes)`.
-    Subclasses with random observations (noise, colour) override `observe`, the
-    one place where stored pixels become an observation; it runs on numpy for
-    metrics and on torch tensors (any device) for training.
+    `images[i]` shows the factor combination `np.unravel_index(i // instances,
+    factor_sizes)`. With `instances` > 1 each combination has that many images
+    (SmallNORB's object instances, not a factor) and an observation shows one of
+    them at random. Subclasses with random observations (noise, colour) override
+    `observe`, the one place where stored pixels become an observation; it runs on
+    numpy for metrics and on torch tensors (any device) for training.
     """
 
     deterministic = True
@@ -63,19 +92,24 @@ class GridDataset:
         factor_sizes: tuple[int, ...],
         images: np.ndarray,
         source: str,
+        instances: int = 1,
     ):
         factor_sizes = tuple(int(s) for s in factor_sizes)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(f"{name}: images must be uint8 (N, C, H, W), got {images.dtype} "
                              f"{images.shape}")
-        if images.shape[0] != int(np.prod(factor_sizes)):
+        if images.shape[0] != int(np.prod(factor_sizes)) * instances:
             raise ValueError(f"{name}: {images.shape[0]} images for a grid of "
-                             f"{int(np.prod(factor_sizes))} factor combinations {factor_sizes}")
+                             f"{int(np.prod(factor_sizes))} factor combinations {factor_sizes}"
+                             + (f" x {instances} instances" if instances > 1 else ""))
         self.name = name
         self.factor_names = tuple(factor_names)
         self.factor_sizes = factor_sizes
         self.images = images
         self.source = source
+        self.instances = instances
+        if instances > 1:
+            self.deterministic = False
 
     @property
     def observation_shape(self) -> tuple[int, int, int]:
@@ -94,12 +128,15 @@ class GridDataset:
 
     # -- index <-> factors -------------------------------------------------
     def index_of(self, factors: np.ndarray) -> np.ndarray:
-        """Grid index of each factor combination (rows of `factors`)."""
-        return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes)
+        """Index in `images` of each factor combination (rows of `factors`); its first
+        instance where there are several."""
+        return np.ravel_multi_index(tuple(np.asarray(factors).T), self.factor_sizes) \
+            * self.instances
 
     def factors_of(self, index: np.ndarray) -> np.ndarray:
-        """Factor combination (num, K) of each grid index."""
-        return np.stack(np.unravel_index(np.asarray(index), self.factor_sizes), axis=-1)
+        """Factor combination (num, K) shown by each index of `images`."""
+        index = np.asarray(index) // self.instances
+        return np.stack(np.unravel_index(index, self.factor_sizes), axis=-1)
 
     # -- the protocol ------------------------------------------------------
     def sample_factors(self, num: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,6 +146,8 @@ class GridDataset:
         self, factors: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         index = self.index_of(factors)
+        if self.instances > 1:
+            index = index + rng.integers(self.instances, size=len(index))
         return self.observe(torch.from_numpy(self.images[index]), rng).numpy()
 
     def sample(self, num: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from disbench.data.base import GridDataset
+from disbench.data.base import DatasetInfo, GridDataset
 from disbench.data.dsprites import FACTOR_NAMES, FACTOR_SIZES
 from disbench.data.files import build_cache, open_cache
 
@@ -23,6 +23,13 @@ PATCH = 32          # sprite patch, pasted at offsets 0..31 in both axes
 SPRITE_SIZE = 20.0  # extent in pixels of a scale-1 sprite
 SUPERSAMPLE = 4
 CACHE_VERSION = 1
+CACHE = f"dsprites_procedural/images_v{CACHE_VERSION}.npy"
+
+INFO = DatasetInfo(
+    "dsprites_procedural", "the dSprites grid rendered by disbench (offline, not pixel-identical)",
+    FACTOR_NAMES, FACTOR_SIZES, channels=1, source="procedural",
+    subdirs=("dsprites_procedural",), ready=(CACHE,),
+)
 
 
 def _shape_masks(u: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
@@ -66,11 +73,17 @@ def _fill(images: np.ndarray) -> None:
         grid[shape] = block
 
 
+def procedural_images(data_dir: Path) -> np.ndarray:
+    """The rendered pixels (N, 1, 64, 64), from the cache or rendered on first use."""
+    shape = (int(np.prod(FACTOR_SIZES)), 1, 64, 64)
+    images = open_cache(data_dir / CACHE, shape)
+    if images is None:
+        images = build_cache(data_dir / CACHE, shape, _fill)
+    return images
+
+
 def load_procedural(data_dir: Path) -> GridDataset:
     """The rendered grid, from its memory-mapped cache (rendered on first use)."""
-    cache = data_dir / "dsprites_procedural" / f"images_v{CACHE_VERSION}.npy"
-    images = open_cache(cache)
-    if images is None:
-        images = build_cache(cache, (int(np.prod(FACTOR_SIZES)), 1, 64, 64), _fill)
+    images = procedural_images(data_dir)
     return GridDataset("dsprites_procedural", FACTOR_NAMES, FACTOR_SIZES, images,
                        source="procedural")
