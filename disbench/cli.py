@@ -19,6 +19,11 @@ USAGE = """usage: disbench <command> [args]
 commands:
   train [overrides]   train one run (Hydra app: model=factorvae data=dsprites_procedural
                       trainer=quick seed=1; -m for multirun; --cfg job to print the config)
+  sweep NAME_OR_PATH [overrides] [launcher=local|slurm] [launcher.KEY=VALUE]
+        [--dry-run] [--retry-failed] [--wait]
+                      plan a sweep (sweeps/*.yaml), skip completed runs, launch the rest
+  status STUDY [--results DIR]
+                      runs of a study by state, model and dataset; the failures
   data list|info|download|show
                       the datasets: what is there, fetch files, look at samples
 
@@ -59,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv = ["disbench train", *rest]
         _train_app()
         return 0
+    if command in ("sweep", "status"):
+        from disbench.launch.cli import status_main, sweep_main
+
+        try:
+            return (sweep_main if command == "sweep" else status_main)(rest)
+        except DisbenchError as err:
+            _fail(err)
     if command == "data":
         from disbench.data.cli import main as data_main
 

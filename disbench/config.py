@@ -27,17 +27,23 @@ NOT_IDENTITY = {
 IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
 
 
-def identity(cfg: DictConfig) -> dict:
-    """The part of a resolved config that determines the trained model."""
+def identity(cfg: DictConfig | dict) -> dict:
+    """The part of a resolved config that determines the trained model. Model
+    hyperparameters are normalised by the model's signature (beta=1 == beta=1.0)."""
+    from disbench import models
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     out = {}
     for group in IDENTITY_GROUPS:
-        values = OmegaConf.to_container(cfg[group], resolve=True)
-        out[group] = {k: v for k, v in values.items() if k not in NOT_IDENTITY.get(group, ())}
-    out["seed"] = int(cfg.seed)
+        out[group] = {k: v for k, v in cfg[group].items() if k not in NOT_IDENTITY.get(group, ())}
+    _, hyper = models.check(out["model"])
+    out["model"] = {"name": out["model"]["name"], **hyper}
+    out["seed"] = int(cfg["seed"])
     return out
 
 
-def run_id(cfg: DictConfig) -> str:
+def run_id(cfg: DictConfig | dict) -> str:
     """`<model>-<data>-s<seed>-<hash>`: readable, and unique per identity."""
     ident = identity(cfg)
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]

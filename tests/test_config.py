@@ -40,6 +40,10 @@ def test_run_id_changes_with_what_changes_the_model():
     assert base not in changed and len(changed) == 7
 
 
+def test_run_id_does_not_depend_on_how_a_number_is_written():
+    assert run_id(compose(["model.beta=1"])) == run_id(compose(["model.beta=1.0"]))
+
+
 def test_identity_records_data_name_and_seed():
     ident = identity(compose(["data=dsprites_procedural", "seed=4"]))
     assert ident["data"] == {"name": "dsprites_procedural"} and ident["seed"] == 4

@@ -1,0 +1,79 @@
+"""`disbench sweep` and `disbench status`."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from disbench.config import CONF_DIR
+from disbench.errors import DisbenchError
+from disbench.launch import local
+from disbench.launch.state import run_state, summarize, to_launch
+from disbench.launch.status import default_results, report
+from disbench.launch.sweep import plan
+
+
+def launcher_config(args: list[str]) -> tuple[dict, list[str]]:
+    """Split `launcher=NAME` / `launcher.KEY=VALUE` from the run overrides."""
+    name = "local"
+    keys, rest = [], []
+    for arg in args:
+        if arg.startswith("launcher="):
+            name = arg.split("=", 1)[1]
+        elif arg.startswith("launcher."):
+            keys.append(arg[len("launcher."):])
+        else:
+            rest.append(arg)
+    path = CONF_DIR / "launcher" / f"{name}.yaml"
+    if not path.is_file():
+        valid = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
+        raise DisbenchError(f"unknown launcher '{name}'; valid: {valid}")
+    cfg = OmegaConf.load(path)
+    for item in keys:
+        key = item.split("=", 1)[0]
+        if key not in cfg:
+            raise DisbenchError(f"launcher '{name}' has no option '{key}'; valid: "
+                                f"{', '.join(k for k in cfg if k != 'name')}")
+        cfg.merge_with(OmegaConf.from_dotlist([item]))
+    return OmegaConf.to_container(cfg), rest
+
+
+def sweep_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="disbench sweep")
+    parser.add_argument("sweep", help="a name in sweeps/ or a path to a sweep .yaml")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run, "
+                        "launcher=local|slurm, launcher.KEY=VALUE")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="launch failed runs again")
+    parser.add_argument("--wait", action="store_true", help="slurm: block until the jobs end")
+    args = parser.parse_args(argv)
+    launcher, overrides = launcher_config(args.overrides)
+    start = time.perf_counter()
+    study, runs = plan(args.sweep, overrides)
+    states = [run_state(r.run_dir) for r in runs]
+    pending = [runs[i] for i in to_launch(states, args.retry_failed)]
+    counts = summarize(states)
+    print(f"sweep {args.sweep} -> study {study}: {len(runs)} runs, "
+          + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + f"; to run: {len(pending)}  (planned in {time.perf_counter() - start:.1f} s)")
+    if args.dry_run or not pending:
+        return 0
+    if launcher["name"] == "local":
+        result = local.launch(pending, launcher.get("workers"))
+        return 1 if result.get("failed") else 0
+    from disbench.launch import slurm
+
+    return slurm.launch(study, pending, launcher, wait=args.wait)
+
+
+def status_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="disbench status")
+    parser.add_argument("study")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results root (default $DISBENCH_RESULTS or ./results)")
+    args = parser.parse_args(argv)
+    print(report(args.results or default_results(), args.study))
+    return 0

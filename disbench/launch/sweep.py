@@ -1,0 +1,154 @@
+"""Sweep specs: a study name plus a union of blocks, each block a grid.
+
+    study: locatello2019
+    grid:                     # crossed with every block
+      data: [dsprites, shapes3d]
+      seed: range(0, 50)      # or a list; range(a, b) is a..b-1
+    blocks:
+      - model: betavae
+        model.beta: [1, 2, 4]
+      - model: factorvae
+        model.gamma: [10, 20]
+    overrides: [trainer=quick]  # applied to every run (the command line's come after)
+
+A run is the list of Hydra overrides that `disbench train` would take. Planning
+composes the Hydra config once per distinct choice of config groups and applies
+the other values to a plain copy, so a 12,600-run plan takes seconds; the
+worker composes the same overrides with Hydra, which gives the same run id.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from disbench import config, store
+from disbench.errors import DisbenchError
+
+SWEEPS_DIR = Path(__file__).resolve().parents[1] / "sweeps"
+GROUPS = ("model", "data", "arch", "trainer", "eval")
+_RANGE = re.compile(r"^range\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)$")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    overrides: tuple[str, ...]
+    run_id: str
+    model: str
+    data: str
+    run_dir: store.RunDir
+
+
+def spec_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    shipped = SWEEPS_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+    raise DisbenchError(f"no sweep '{name_or_path}': not a .yaml file, nor one of the shipped "
+                        f"sweeps ({', '.join(names)})")
+
+
+def _values(key: str, value, where: str) -> list:
+    if isinstance(value, str) and (m := _RANGE.match(value)):
+        value = list(range(int(m.group(1)), int(m.group(2))))
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise DisbenchError(f"{where}: '{key}' has an empty list of values: the grid is empty")
+    return values
+
+
+def load_spec(path: Path) -> dict:
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise DisbenchError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("study"), str):
+        raise DisbenchError(f"{path}: a sweep spec is a mapping with a 'study' name and 'blocks'")
+    unknown = set(spec) - {"study", "grid", "blocks", "overrides"}
+    if unknown:
+        raise DisbenchError(f"{path}: unknown top-level keys {sorted(unknown)}; valid: study, "
+                            f"grid, blocks, overrides")
+    blocks = spec.get("blocks") or [{}]
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise DisbenchError(f"{path}: 'blocks' must be a list of mappings (key: values)")
+    return spec
+
+
+def expand(spec: dict, where: str = "sweep") -> list[dict]:
+    """Every run of the spec as an ordered {key: value} mapping."""
+    runs = []
+    for i, block in enumerate(spec.get("blocks") or [{}]):
+        axes = {**(spec.get("grid") or {}), **block}
+        keys = list(axes)
+        lists = [_values(k, axes[k], f"{where}, block {i + 1}") for k in keys]
+        runs.extend(dict(zip(keys, combo)) for combo in itertools.product(*lists))
+    return runs
+
+
+def _format(value) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _set_dotted(cfg: dict, key: str, value, where: str) -> None:
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise DisbenchError(f"{where}: unknown key '{key}'")
+        node = node[part]
+    if leaf not in node and not (parents and parents[0] == "model"):
+        raise DisbenchError(f"{where}: unknown key '{key}'")
+    node[leaf] = value
+
+
+def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[PlannedRun]]:
+    """(study, runs) of a sweep, with `cli_overrides` applied to every run; duplicates
+    (runs with the same id, e.g. after `data=...` on the command line) are dropped."""
+    path = spec_path(name_or_path)
+    spec = load_spec(path)
+    where = str(path)
+    base_overrides = [*(spec.get("overrides") or []), *cli_overrides]
+    study = next((o.split("=", 1)[1] for o in reversed(base_overrides)
+                  if o.startswith("study=")), spec["study"])
+    cli_keys = {o.split("=", 1)[0].lstrip("+~") for o in base_overrides}
+    composed: dict[tuple, dict] = {}
+    runs, seen = [], set()
+    for values in expand(spec, where):
+        values = {k: v for k, v in values.items() if k not in cli_keys}  # the command line wins
+        groups = tuple(f"{k}={_format(v)}" for k, v in values.items() if k in GROUPS)
+        if groups not in composed:
+            try:
+                cfg = config.compose([*groups, *base_overrides, f"study={study}"])
+            except Exception as err:  # Hydra's own message names the bad option
+                raise DisbenchError(f"{where}: {err}") from None
+            composed[groups] = OmegaConf.to_container(cfg, resolve=True)
+        cfg = copy.deepcopy(composed[groups])
+        for key, value in values.items():
+            if key not in GROUPS:
+                _set_dotted(cfg, key, value, where)
+        try:
+            rid = config.run_id(cfg)
+        except DisbenchError as err:
+            raise DisbenchError(f"{where}: {err}") from None
+        if rid in seen:
+            continue
+        seen.add(rid)
+        overrides = (*groups, *(f"{k}={_format(v)}" for k, v in values.items()
+                                if k not in GROUPS),
+                     *base_overrides, f"study={study}")
+        runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
+                               store.run_dir_for(cfg["paths"]["results"], study, rid)))
+    return study, runs

@@ -1,0 +1,35 @@
+"""One sweep task: compose a run's overrides and call the same `run` as `disbench train`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+
+def execute(overrides: tuple[str, ...], log_path: str | None = None,
+            threads: int | None = None) -> tuple[str, str]:
+    """Train one run; returns (state, reason). Never raises: a failure is a result."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from disbench.config import compose
+    from disbench.errors import DisbenchError
+    from disbench.train.run import run
+
+    log = open(log_path, "a") if log_path else None  # noqa: SIM115
+    try:
+        with (contextlib.redirect_stdout(log or sys.stdout),
+              contextlib.redirect_stderr(log or sys.stderr)):
+            if log:
+                os.environ["TQDM_DISABLE"] = "1"
+            outcome = run(compose([*overrides, "trainer.progress_bar=false"]))
+        return outcome.state, outcome.reason
+    except DisbenchError as err:
+        return "failed", str(err)
+    except Exception as err:  # recorded in the store by run(); reported, sweep carries on
+        return "failed", f"{type(err).__name__}: {err}"
+    finally:
+        if log:
+            log.close()
