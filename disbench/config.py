@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -52,8 +53,16 @@ def run_id(cfg: DictConfig | dict) -> str:
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
     """The resolved config for `overrides`, as `disbench train` would see it."""
+    with composer() as compose_one:
+        return compose_one(overrides)
+
+
+@contextmanager
+def composer():
+    """A function composing configs, for many composes under one Hydra initialisation."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides or []))
+        yield lambda overrides=None: hydra_compose(config_name="config",
+                                                   overrides=list(overrides or []))

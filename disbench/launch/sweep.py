@@ -19,7 +19,6 @@ worker composes the same overrides with Hydra, which gives the same run id.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import dataclass
@@ -102,16 +101,61 @@ def _format(value) -> str:
     return str(value)
 
 
-def _set_dotted(cfg: dict, key: str, value, where: str) -> None:
+def _set_dotted(cfg: dict, key: str, value, where: str) -> dict:
+    """A copy of `cfg` with `key` set; only the dicts on the key's path are copied."""
     *parents, leaf = key.split(".")
-    node = cfg
+    out = dict(cfg)
+    node = out
     for part in parents:
         if not isinstance(node.get(part), dict):
             raise DisbenchError(f"{where}: unknown key '{key}'")
+        node[part] = dict(node[part])
         node = node[part]
     if leaf not in node and not (parents and parents[0] == "model"):
         raise DisbenchError(f"{where}: unknown key '{key}'")
     node[leaf] = value
+    return out
+
+
+class _GroupComposer:
+    """Composed configs per choice of config groups. Each group option is composed
+    once on its own and combined with the others when it only changes its own group
+    (true of disbench's shipped options); otherwise the combination is composed whole."""
+
+    def __init__(self, compose, base_overrides: list[str], where: str):
+        self.compose, self.base_overrides, self.where = compose, base_overrides, where
+        self.base = self._compose(())
+        self.single: dict[str, dict | None] = {}
+        self.combined: dict[tuple, dict] = {}
+
+    def _compose(self, groups: tuple[str, ...]) -> dict:
+        try:
+            cfg = self.compose([*groups, *self.base_overrides])
+        except Exception as err:  # Hydra's own message names the bad option
+            raise DisbenchError(f"{self.where}: {err}") from None
+        return OmegaConf.to_container(cfg, resolve=True)
+
+    def _local(self, choice: str) -> dict | None:
+        """The group's subtree for `group=option`, or None if the option reaches outside."""
+        if choice not in self.single:
+            group = choice.split("=", 1)[0]
+            cfg = self._compose((choice,))
+            rest_equal = ({k: v for k, v in cfg.items() if k != group}
+                          == {k: v for k, v in self.base.items() if k != group})
+            self.single[choice] = cfg[group] if rest_equal else None
+        return self.single[choice]
+
+    def __call__(self, groups: tuple[str, ...]) -> dict:
+        if groups not in self.combined:
+            parts = [self._local(choice) for choice in groups]
+            if all(part is not None for part in parts):
+                cfg = dict(self.base)
+                for choice, part in zip(groups, parts):
+                    cfg[choice.split("=", 1)[0]] = part
+            else:
+                cfg = self._compose(groups)
+            self.combined[groups] = cfg
+        return self.combined[groups]
 
 
 def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[PlannedRun]]:
@@ -123,32 +167,27 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
     base_overrides = [*(spec.get("overrides") or []), *cli_overrides]
     study = next((o.split("=", 1)[1] for o in reversed(base_overrides)
                   if o.startswith("study=")), spec["study"])
+    base_overrides.append(f"study={study}")
     cli_keys = {o.split("=", 1)[0].lstrip("+~") for o in base_overrides}
-    composed: dict[tuple, dict] = {}
     runs, seen = [], set()
-    for values in expand(spec, where):
-        values = {k: v for k, v in values.items() if k not in cli_keys}  # the command line wins
-        groups = tuple(f"{k}={_format(v)}" for k, v in values.items() if k in GROUPS)
-        if groups not in composed:
+    with config.composer() as compose:
+        composed = _GroupComposer(compose, base_overrides, where)
+        for values in expand(spec, where):
+            values = {k: v for k, v in values.items() if k not in cli_keys}  # command line wins
+            groups = tuple(f"{k}={_format(v)}" for k, v in values.items() if k in GROUPS)
+            cfg = composed(groups)
+            for key, value in values.items():
+                if key not in GROUPS:
+                    cfg = _set_dotted(cfg, key, value, where)
             try:
-                cfg = config.compose([*groups, *base_overrides, f"study={study}"])
-            except Exception as err:  # Hydra's own message names the bad option
+                rid = config.run_id(cfg)
+            except DisbenchError as err:
                 raise DisbenchError(f"{where}: {err}") from None
-            composed[groups] = OmegaConf.to_container(cfg, resolve=True)
-        cfg = copy.deepcopy(composed[groups])
-        for key, value in values.items():
-            if key not in GROUPS:
-                _set_dotted(cfg, key, value, where)
-        try:
-            rid = config.run_id(cfg)
-        except DisbenchError as err:
-            raise DisbenchError(f"{where}: {err}") from None
-        if rid in seen:
-            continue
-        seen.add(rid)
-        overrides = (*groups, *(f"{k}={_format(v)}" for k, v in values.items()
-                                if k not in GROUPS),
-                     *base_overrides, f"study={study}")
-        runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
-                               store.run_dir_for(cfg["paths"]["results"], study, rid)))
+            if rid in seen:
+                continue
+            seen.add(rid)
+            overrides = (*groups, *(f"{k}={_format(v)}" for k, v in values.items()
+                                    if k not in GROUPS), *base_overrides)
+            runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
+                                   store.run_dir_for(cfg["paths"]["results"], study, rid)))
     return study, runs

@@ -7,6 +7,7 @@ ends in one clear message.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ MODELS: dict[str, type[VAE]] = {
 __all__ = ["MODELS", "VAE", "Objective", "build", "check", "hyperparameters"]
 
 
+@functools.cache
 def hyperparameters(name: str) -> dict[str, inspect.Parameter]:
     """The hyperparameters a model takes (its constructor's keyword arguments)."""
     params = inspect.signature(MODELS[name].__init__).parameters

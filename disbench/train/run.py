@@ -184,9 +184,13 @@ def run(cfg: DictConfig) -> Outcome:
                          finished_at=time.time())
         print(f"{rid} failed: {reason}")
         return Outcome("failed", rd, reason)
-    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Ctrl-C (Lightning turns it into SystemExit) or a launcher's preemption handler
+        # (submitit requeues, then exits): record it and let the exit go on.
         rd.update_status(state=store.INTERRUPTED, reason="interrupted", finished_at=time.time())
         print(f"{rid} interrupted; run the same command again to resume: {rd.path}")
+        if isinstance(err, SystemExit):
+            raise
         return Outcome("interrupted", rd, "interrupted")
     except DisbenchError as err:
         rd.update_status(state=store.FAILED, reason=str(err), finished_at=time.time())

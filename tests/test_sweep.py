@@ -1,0 +1,130 @@
+"""Sweep specs, planning and the local launcher."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from disbench.config import compose, run_id
+from disbench.errors import DisbenchError
+from disbench.launch.sweep import plan
+
+MODEL_VALUES = {"betavae": ("beta", [1, 2, 4, 6, 8, 16]),
+                "annealedvae": ("c_max", [5, 10, 25, 50, 75, 100]),
+                "factorvae": ("gamma", [10, 20, 30, 40, 50, 100]),
+                "dipvae1": ("lambda_od", [1, 2, 5, 10, 20, 50]),
+                "dipvae2": ("lambda_od", [1, 2, 5, 10, 20, 50]),
+                "betatcvae": ("beta", [1, 2, 4, 6, 8, 10])}
+DATASETS = ["dsprites", "color_dsprites", "noisy_dsprites", "scream_dsprites", "smallnorb",
+            "cars3d", "shapes3d"]
+
+
+def test_locatello2019_is_the_reference_study():
+    study, runs = plan("locatello2019")
+    assert study == "locatello2019" and len(runs) == 12_600
+    assert Counter(r.model for r in runs) == {m: 7 * 6 * 50 for m in MODEL_VALUES}
+    assert Counter(r.data for r in runs) == {d: 6 * 6 * 50 for d in DATASETS}
+    per_cell = Counter((r.model, r.data) for r in runs)
+    assert set(per_cell.values()) == {300}
+    values = Counter()
+    for r in runs:
+        name, grid = MODEL_VALUES[r.model]
+        (value,) = [o.split("=")[1] for o in r.overrides if o.startswith(f"model.{name}=")]
+        values[(r.model, float(value))] += 1
+    assert values == {(m, float(v)): 7 * 50 for m, (_, vs) in MODEL_VALUES.items() for v in vs}
+    assert "trainer=locatello" in runs[0].overrides
+    # the worker composes the same overrides with Hydra and must find the same run
+    for r in random.Random(0).sample(runs, 5):
+        assert run_id(compose(list(r.overrides))) == r.run_id
+
+
+def test_command_line_overrides_apply_to_every_run_and_merge_duplicates():
+    _, runs = plan("locatello2019", ["data=dsprites_procedural", "trainer=quick"])
+    assert len(runs) == 12_600 // 7
+    cfg = compose(list(runs[0].overrides))
+    assert cfg.data.name == "dsprites_procedural" and cfg.trainer.max_steps == 2000
+
+
+def test_quick_and_smoke_sweeps():
+    _, quick = plan("quick-dsprites")
+    assert len(quick) == 26 and len({r.model for r in quick}) == 7
+    _, smoke = plan("smoke")
+    assert len(smoke) == 4 and all("trainer=smoke" in r.overrides for r in smoke)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("study: s\nblocks:\n  - model: betavae\n    model.nosuch: [1]\n", "no hyperparameter"),
+    ("study: s\nblocks:\n  - model: betavae\n    trainer.nosuch: [1]\n", "unknown key"),
+    ("study: s\nblocks:\n  - model: []\n", "empty"),
+    ("study: s\nblocks:\n  - model: nosuchmodel\n", "nosuchmodel"),
+    ("study: s\nnosuch: 1\n", "unknown top-level"),
+    ("blocks: []\n", "'study' name"),
+])
+def test_bad_specs_are_one_clear_error(tmp_path, spec, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(spec)
+    with pytest.raises(DisbenchError, match=message):
+        plan(str(path))
+
+
+def test_unknown_sweep_lists_the_shipped_ones():
+    with pytest.raises(DisbenchError, match="locatello2019"):
+        plan("nosuch")
+
+
+def disbench(args, results, data_dir):
+    env = {**os.environ, "DISBENCH_RESULTS": str(results), "DISBENCH_DATA": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "disbench.cli", *args], env=env,
+                          capture_output=True, text=True)
+
+
+def test_bad_launcher_options(tmp_path, data_dir):
+    out = disbench(["sweep", "smoke", "launcher=nosuch"], tmp_path, data_dir)
+    assert out.returncode == 2 and "valid: local" in out.stderr
+    out = disbench(["sweep", "smoke", "launcher.nosuch=1"], tmp_path, data_dir)
+    assert out.returncode == 2 and "no option 'nosuch'" in out.stderr
+
+
+def statuses(results, study):
+    return {p.name: json.loads((p / "status.json").read_text())
+            for p in (results / study).iterdir() if (p / "status.json").exists()}
+
+
+def test_local_sweep_runs_records_failures_and_carries_on(tmp_path, data_dir):
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "blocks:\n  - model: betavae\n    model.beta: [1, .nan, 4]\n"
+                    "overrides: [trainer=smoke]\n")
+    out = disbench(["sweep", str(spec), "--dry-run"], tmp_path, data_dir)
+    assert out.returncode == 0 and "3 runs" in out.stdout and "to run: 3" in out.stdout
+    assert not (tmp_path / "mixed").exists()
+    out = disbench(["sweep", str(spec)], tmp_path, data_dir)
+    assert out.returncode == 1 and "2 completed, 1 failed" in out.stdout
+    states = Counter(s["state"] for s in statuses(tmp_path, "mixed").values())
+    assert states == {"completed": 2, "failed": 1}
+    failed = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
+    assert "non-finite loss" in failed[0]["reason"]
+    again = disbench(["sweep", str(spec)], tmp_path, data_dir)
+    assert again.returncode == 0 and "to run: 0" in again.stdout
+    status = disbench(["status", "mixed"], tmp_path, data_dir)
+    assert "completed 2  failed 1" in status.stdout and "non-finite loss" in status.stdout
+
+
+def test_two_concurrent_sweeps_run_each_run_once(tmp_path, data_dir):
+    spec = tmp_path / "pair.yaml"
+    spec.write_text("study: pair\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "  model: betavae\nblocks:\n  - seed: range(0, 4)\n"
+                    "overrides: [trainer=smoke]\n")
+    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
+    procs = [subprocess.Popen([sys.executable, "-m", "disbench.cli", "sweep", str(spec)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    runs = statuses(tmp_path, "pair")
+    assert len(runs) == 4 and all(s["state"] == "completed" for s in runs.values())
+    assert all(s["attempts"] == 1 for s in runs.values())  # nobody trained a run twice
