@@ -13,7 +13,7 @@ from disbench.data.base import DatasetInfo, GridDataset, GroundTruthDataset
 from disbench.errors import DisbenchError
 
 __all__ = ["DatasetInfo", "GridDataset", "GroundTruthDataset", "default_data_dir", "info",
-           "load", "names", "register"]
+           "load", "names", "options", "register"]
 
 _LOADERS: dict[str, Callable[..., GroundTruthDataset]] = {}
 _INFOS: dict[str, DatasetInfo] = {}
@@ -38,6 +38,17 @@ def info(name: str) -> DatasetInfo | None:
     return _INFOS.get(name)
 
 
+def options(name: str) -> dict[str, object]:
+    """The options `load(name, ...)` accepts, with their defaults."""
+    _check_name(name)
+    return _defaults(_LOADERS[name])
+
+
+def _defaults(loader: Callable) -> dict[str, object]:
+    params = list(inspect.signature(loader).parameters.values())[1:]  # after data_dir
+    return {p.name: p.default for p in params}
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("DISBENCH_DATA") or Path.home() / ".cache" / "disbench")
 
@@ -58,9 +69,8 @@ def load(name: str, data_dir: str | Path | None = None, **options) -> GroundTrut
     try:
         inspect.signature(loader).bind(data_dir, **options)
     except TypeError as err:
-        accepted = list(inspect.signature(loader).parameters)[1:]
         raise DisbenchError(f"bad option for dataset '{name}': {err}; it accepts: "
-                            f"{', '.join(accepted) or 'no options'}") from None
+                            f"{', '.join(_defaults(loader)) or 'no options'}") from None
     return loader(data_dir, **options)
 
 

@@ -122,5 +122,5 @@ def load_cars3d(data_dir: Path, verify: bool = True) -> GridDataset:
     """Cars3D from the official .mat files, looked up in the data directory, else downloaded."""
     images = open_cache(data_dir / CACHE, (int(np.prod(FACTOR_SIZES)), 3, 64, 64))
     if images is None:
-        images = convert(find_mat_files(data_dir, verify), data_dir / CACHE)
+        images = convert(find_mat_files(data_dir, verify), data_dir / CACHE, FACTOR_SIZES)
     return GridDataset("cars3d", FACTOR_NAMES, FACTOR_SIZES, images, source="official")

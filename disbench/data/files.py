@@ -7,6 +7,7 @@ is always complete. Nothing from a downloaded file is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -168,7 +169,10 @@ def npy_member(archive: zipfile.ZipFile, member: str, what: str):
     try:
         f = archive.open(member)
         version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     except (ValueError, OSError, zipfile.BadZipFile) as err:
         raise DisbenchError(f"{archive.filename}: '{member}' is not a readable .npy array "
                             f"({err}).") from None
@@ -236,5 +240,6 @@ def build_cache(
                             f"(or $DISBENCH_DATA) to a writable directory with "
                             f"{np.prod(shape) / 2**30:.1f} GiB free.") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # absent, or never creatable
+            partial.unlink()
     return np.load(path, mmap_mode="r")

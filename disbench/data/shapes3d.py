@@ -87,5 +87,5 @@ def load_shapes3d(data_dir: Path, verify: bool = True) -> GridDataset:
     num = int(np.prod(FACTOR_SIZES))
     images = open_cache(data_dir / CACHE, (num, 3, 64, 64))
     if images is None:
-        images = convert_h5(REMOTE.fetch(data_dir, verify), data_dir / CACHE)
+        images = convert_h5(REMOTE.fetch(data_dir, verify), data_dir / CACHE, FACTOR_SIZES)
     return GridDataset("shapes3d", FACTOR_NAMES, FACTOR_SIZES, images, source="official")

@@ -152,6 +152,6 @@ def load_smallnorb(data_dir: Path, verify: bool = True) -> GridDataset:
     if images is None:
         files = [tuple(_locate(data_dir, _remote(chunk, kind), verify) for kind in KINDS)
                  for chunk in CHUNKS]
-        images = convert(files, data_dir / CACHE)
+        images = convert(files, data_dir / CACHE, FACTOR_SIZES, INSTANCES)
     return GridDataset("smallnorb", FACTOR_NAMES, FACTOR_SIZES, images, source="official",
                        instances=INSTANCES)
