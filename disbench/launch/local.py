@@ -32,7 +32,6 @@ def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]
     with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {}
         for run in runs:
-            run.run_dir.path.mkdir(parents=True, exist_ok=True)
             log = str(run.run_dir.path / "train.log")
             futures[pool.submit(execute, run.overrides, log, threads)] = run
         for done, future in enumerate(as_completed(futures), 1):

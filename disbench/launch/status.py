@@ -43,6 +43,11 @@ def report(results: Path, study: str) -> str:
     lines.append("|---|---|" + "---|" * len(shown))
     for (model, data), counts in sorted(by_group.items()):
         lines.append(f"| {model} | {data} | " + " | ".join(str(counts[s]) for s in shown) + " |")
+    from disbench.launch.slurm import job_states
+
+    slurm = job_states(results, study)
+    if slurm:
+        lines.append("\nSLURM tasks: " + "  ".join(f"{k} {v}" for k, v in sorted(slurm.items())))
     if failures:
         lines.append("\nfailed runs:")
         lines += [f"  {name}: {reason}" for name, reason in failures]

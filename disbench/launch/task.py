@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 
 
 def execute(overrides: tuple[str, ...], log_path: str | None = None,
@@ -18,6 +19,8 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
     from disbench.errors import DisbenchError
     from disbench.train.run import run
 
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a") if log_path else None  # noqa: SIM115
     try:
         with (contextlib.redirect_stdout(log or sys.stdout),

@@ -1,0 +1,123 @@
+"""The SLURM launcher: submitit job arrays, one `sbatch` per chunk of runs.
+
+Each task calls the same `execute` as the local launcher. Tasks are
+checkpointable: on a time-out or preemption submitit requeues the same task,
+which finds its run's claim (same SLURM task id), takes it over and resumes from
+the last checkpoint. Lightning's own SLURM requeueing is switched off in
+`disbench.train.run`, so the two never fight.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import submitit
+
+from disbench import store
+from disbench.errors import DisbenchError
+from disbench.launch.sweep import PlannedRun
+from disbench.launch.task import execute
+
+
+class SweepTask(submitit.helpers.Checkpointable):
+    """One run; `checkpoint()` (inherited) resubmits the same call on preemption."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def __call__(self, overrides: tuple[str, ...], log_path: str) -> tuple[str, str]:
+        return execute(overrides, log_path, self.threads)
+
+
+def slurm_folder(results: Path, study: str, launcher: dict) -> Path:
+    return Path(launcher.get("folder") or results / study / ".slurm")
+
+
+def _executor(folder: Path, study: str, launcher: dict) -> submitit.AutoExecutor:
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+    params = {
+        "name": f"disbench-{study}",
+        "timeout_min": int(launcher["timeout_min"]),
+        "cpus_per_task": int(launcher["cpus_per_task"]),
+        "mem_gb": launcher["mem_gb"],
+        "slurm_array_parallelism": int(launcher["array_parallelism"]),
+        "slurm_setup": list(launcher.get("setup") or []),
+        "slurm_additional_parameters": dict(launcher.get("additional_parameters") or {}),
+    }
+    if launcher.get("gpus_per_task"):
+        params["slurm_gpus_per_task"] = int(launcher["gpus_per_task"])
+    if launcher.get("partition"):
+        params["slurm_partition"] = launcher["partition"]
+    executor.update_parameters(**params)
+    return executor
+
+
+def _record(folder: Path, jobs: list, runs: list[PlannedRun]) -> None:
+    """Append the submitted job ids and their runs to <folder>/jobs.json."""
+    path = folder / "jobs.json"
+    record = store.read_json(path) or {"jobs": []}
+    for job, run in zip(jobs, runs):
+        record["jobs"].append({"job_id": job.job_id, "run_id": run.run_id,
+                               "submitted_at": time.time()})
+    store.write_json(path, record)
+
+
+def launch(study: str, runs: list[PlannedRun], launcher: dict, wait: bool = False) -> int:
+    if shutil.which("sbatch") is None:
+        raise DisbenchError("launcher=slurm needs SLURM's sbatch, which is not on this machine's "
+                            "PATH; run on a cluster login node, or use launcher=local")
+    results = runs[0].run_dir.path.parents[1]
+    folder = slurm_folder(results, study, launcher)
+    folder.mkdir(parents=True, exist_ok=True)
+    executor = _executor(folder, study, launcher)
+    task = SweepTask(int(launcher["cpus_per_task"]))
+    size = int(launcher["max_array_size"])
+    jobs = []
+    for start in range(0, len(runs), size):
+        chunk = runs[start:start + size]
+        try:
+            submitted = executor.map_array(task, [r.overrides for r in chunk],
+                                           [str(r.run_dir.path / "train.log") for r in chunk])
+        except Exception as err:  # sbatch refused: undo what this sweep already submitted
+            if jobs:
+                subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], check=False)
+            raise DisbenchError(f"SLURM refused the submission ({err}); nothing is left "
+                                f"submitted. Check the launcher options: "
+                                f"{json.dumps(launcher)}") from None
+        _record(folder, submitted, chunk)
+        jobs += submitted
+    arrays = sorted({j.job_id.split("_")[0] for j in jobs})
+    print(f"submitted {len(jobs)} runs as {len(arrays)} array job(s): {', '.join(arrays)}; "
+          f"logs in {folder}; follow with `disbench status {study}`")
+    if not wait:
+        return 0
+    states: Counter = Counter()
+    for job, run in zip(jobs, runs):
+        try:
+            state, reason = job.result()
+        except Exception as err:  # the task itself died (killed, out of memory, ...)
+            state, reason = "failed", f"SLURM task {job.job_id} died: {err}"
+        states[state] += 1
+        if state == "failed":
+            print(f"  failed {run.run_id}: {reason}")
+    print("summary: " + ", ".join(f"{v} {k}" for k, v in states.items()))
+    return 1 if states.get("failed") else 0
+
+
+def job_states(results: Path, study: str) -> dict[str, int] | None:
+    """Counts of SLURM states of the study's recorded tasks, from sacct; None if unknown."""
+    record = store.read_json(results / study / ".slurm" / "jobs.json")
+    if not record or shutil.which("sacct") is None:
+        return None
+    arrays = sorted({j["job_id"].split("_")[0] for j in record["jobs"]})
+    out = subprocess.run(["sacct", "-n", "-P", "-X", "--format=JobID,State", "-j",
+                          ",".join(arrays)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    states = Counter(line.split("|")[1].split()[0] for line in out.stdout.splitlines() if line)
+    return dict(states)

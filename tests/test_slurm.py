@@ -1,0 +1,107 @@
+"""The SLURM launcher on a real single-node cluster (tests/slurm/start_slurm.sh).
+
+Under CI=true these must run: a missing cluster fails them instead of skipping."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slurm
+LAUNCHER = ["launcher=slurm", "launcher.mem_gb=2", "launcher.cpus_per_task=1",
+            "launcher.timeout_min=20"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ok = shutil.which("sinfo") and subprocess.run(["sinfo"], capture_output=True).returncode == 0
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no SLURM cluster: .ci/run must start one (tests/slurm/start_slurm.sh)")
+        pytest.skip("no SLURM cluster here; start one with tests/slurm/start_slurm.sh (root)")
+
+
+def disbench(args, results, data_dir):
+    env = {**os.environ, "DISBENCH_RESULTS": str(results), "DISBENCH_DATA": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "disbench.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def statuses(results, study):
+    return {p.name: json.loads((p / "status.json").read_text())
+            for p in (results / study).iterdir() if (p / "status.json").exists()}
+
+
+def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir):
+    out = disbench(["sweep", "smoke", *LAUNCHER, "--wait"], tmp_path, data_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "as 1 array job(s)" in out.stdout and "summary: 4 completed" in out.stdout
+    runs = statuses(tmp_path, "smoke")
+    assert len(runs) == 4 and {s["state"] for s in runs.values()} == {"completed"}
+    again = disbench(["sweep", "smoke", *LAUNCHER], tmp_path, data_dir)
+    assert again.returncode == 0 and "to run: 0" in again.stdout
+    assert "submitted" not in again.stdout
+    status = disbench(["status", "smoke"], tmp_path, data_dir)
+    assert "SLURM tasks: COMPLETED 4" in status.stdout
+
+
+def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "blocks:\n  - model: betavae\n    model.beta: [1, .nan]\n"
+                    "overrides: [trainer=smoke]\n")
+    out = disbench(["sweep", str(spec), *LAUNCHER, "--wait"], tmp_path, data_dir)
+    assert out.returncode == 1 and "1 completed" in out.stdout and "1 failed" in out.stdout
+    states = sorted(s["state"] for s in statuses(tmp_path, "mixed").values())
+    assert states == ["completed", "failed"]
+    (failed,) = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
+    assert "non-finite loss at step 0" in failed["reason"]
+
+
+def test_rejected_option_submits_nothing(tmp_path, data_dir):
+    out = disbench(["sweep", "smoke", *LAUNCHER, "launcher.partition=nosuch"], tmp_path, data_dir)
+    assert out.returncode == 2 and "SLURM refused the submission" in out.stderr
+    assert not any((tmp_path / "smoke").glob("*/status.json"))
+
+
+def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_dir):
+    spec = tmp_path / "long.yaml"
+    spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  model: factorvae\n"
+                    "blocks: [{seed: 0}]\noverrides: [trainer=smoke, trainer.max_steps=150, "
+                    "trainer.checkpoint_every_n_steps=20, trainer.log_every_n_steps=5]\n")
+    out = disbench(["sweep", str(spec), *LAUNCHER], tmp_path / "slurm", data_dir)
+    assert out.returncode == 0, out.stderr
+    job_id = json.loads((tmp_path / "slurm/long/.slurm/jobs.json").read_text())["jobs"][0]["job_id"]
+    status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait for the second checkpoint, then preempt
+        status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
+        if status_file and json.loads(status_file.read_text()).get("step", 0) >= 40:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the task never reached step 40")
+    subprocess.run(["scontrol", "requeue", job_id], check=True)
+    while time.time() < deadline:
+        status = json.loads(status_file.read_text())
+        if status["state"] in ("completed", "failed"):
+            break
+        time.sleep(0.5)
+    assert status["state"] == "completed" and status["attempts"] == 2, status
+    log = (status_file.parent / "train.log").read_text()
+    assert "resuming" in log
+
+    # the same run trained in one go, locally, logs exactly the same losses; with the same
+    # number of torch threads as the SLURM task (cpus_per_task=1), since the summation
+    # order of a parallel reduction changes the last bits
+    workers = os.cpu_count()  # the local launcher gives each worker cpu_count // workers threads
+    reference = disbench(["sweep", str(spec), f"launcher.workers={workers}"], tmp_path / "local",
+                         data_dir)
+    assert reference.returncode == 0, reference.stderr
+    (local_losses,) = (tmp_path / "local" / "long").glob("*/losses.csv")
+    assert local_losses.parent.name == status_file.parent.name
+    assert local_losses.read_text() == (status_file.parent / "losses.csv").read_text()
