@@ -105,3 +105,13 @@ def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_
     (local_losses,) = (tmp_path / "local" / "long").glob("*/losses.csv")
     assert local_losses.parent.name == status_file.parent.name
     assert local_losses.read_text() == (status_file.parent / "losses.csv").read_text()
+
+
+def test_hydra_multirun_through_submitit_slurm(tmp_path, data_dir):
+    out = disbench(["train", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=2",
+                    "hydra.launcher.cpus_per_task=1", "model=betavae", "seed=0,1",
+                    "data=dsprites_procedural", "arch=mlp", "trainer=smoke"], tmp_path, data_dir)
+    assert out.returncode == 0, out.stderr
+    runs = statuses(tmp_path, "default")
+    assert len(runs) == 2 and {s["state"] for s in runs.values()} == {"completed"}
+    assert all(s["host"] and s["pid"] for s in runs.values())

@@ -130,3 +130,14 @@ def test_killed_run_resumes_bit_identical(tmp_path, data_dir):
     for k, sa in ca["optimizer_states"][0]["state"].items():
         sb = cb["optimizer_states"][0]["state"][k]
         assert all(torch.equal(sa[n], sb[n]) for n in sa)
+
+
+def test_hydra_multirun_trains_each_combination(tmp_path, data_dir):
+    out = disbench(["train", "-m", "model=betavae", "seed=0,1", "arch=mlp", *SMOKE], tmp_path,
+                   data_dir)
+    assert out.returncode == 0, out.stderr
+    runs = sorted(p.name for p in (tmp_path / "default").iterdir())
+    assert len(runs) == 2 and runs[0].startswith("betavae-dsprites_procedural-s0-")
+    assert all(json.loads((tmp_path / "default" / r / "status.json").read_text())["state"]
+               == "completed" for r in runs)
+    assert (tmp_path / ".multirun").is_dir()  # Hydra's own files stay under the results root

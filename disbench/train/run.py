@@ -99,7 +99,8 @@ def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.VAE, pl.
     model = build_model(cfg, dataset.observation_shape)
     module = TrainingModule(model, dataset, cfg.trainer.batch_size, cfg.trainer.lr,
                             cfg.trainer.betas, cfg.trainer.eps, cfg.seed)
-    trainer = _trainer(cfg, run)
+    with warnings_filtered():
+        trainer = _trainer(cfg, run)
     ckpt = None
     if run.last_checkpoint.exists():
         ckpt = str(run.last_checkpoint)
@@ -119,7 +120,8 @@ def warnings_filtered():
 
     with warnings.catch_warnings():
         for pattern in (".*does not have many workers.*", ".*resuming from a checkpoint.*",
-                        ".*is an iterable.*", ".*infinite.*", ".*mid-epoch.*", ".*LeafSpec.*"):
+                        ".*is an iterable.*", ".*infinite.*", ".*mid-epoch.*", ".*LeafSpec.*",
+                        ".*srun.*"):
             warnings.filterwarnings("ignore", message=pattern)
         yield
 
