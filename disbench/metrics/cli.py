@@ -1,0 +1,215 @@
+"""`disbench eval RUN_DIR|STUDY_DIR [eval=NAME] [--force]`: score stored runs.
+
+For every completed run (``status.json`` state ``completed``) whose ``metrics.json``
+lacks scores for the requested eval settings (or every completed run, with
+``--force``), rebuild the model and the dataset from ``config.yaml``, load
+``checkpoints/last.ckpt``, score it with ``score_model`` and rewrite
+``metrics.json`` atomically, keeping its ``train`` entry.
+
+Safe beside training: runs that are not completed are never touched and
+``status.json`` is never written. Resumable: each run's scores are written as soon as
+they are computed, so a killed ``disbench eval`` redoes only the runs it had not
+finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from disbench.errors import DisbenchError
+from disbench.metrics.utils import MetricInputError
+
+USAGE = "disbench eval RUN_DIR|STUDY_DIR [eval=NAME|PATH.yaml] [--force] [--device DEVICE]"
+HEADLINE = ("beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
+            "dci.disentanglement", "sap.sap")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise DisbenchError(f"{message}\nusage: {USAGE}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="disbench eval", usage=USAGE, description=__doc__.split("\n\n")[1],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", type=Path, help="a run directory, or a study directory of runs")
+    parser.add_argument("settings", nargs="*", metavar="eval=NAME",
+                        help="eval settings: a preset (locatello, fast) or a .yaml file "
+                             "(default: locatello)")
+    parser.add_argument("--force", action="store_true",
+                        help="score every completed run again, even if already scored")
+    parser.add_argument("--device", default="auto",
+                        help="where to encode: auto (CUDA when available), cpu, cuda, cuda:1")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data directory (default: $DISBENCH_DATA, else the run's "
+                             "paths.data)")
+    return parser
+
+
+def load_settings(spec: str) -> dict:
+    """Complete eval settings from a preset name or a .yaml path."""
+    from omegaconf import OmegaConf
+
+    from disbench.metrics.evaluate import resolve_settings
+
+    if spec.endswith((".yaml", ".yml")) or os.sep in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise DisbenchError(f"eval settings file {path} does not exist")
+        try:
+            given = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        except Exception as err:  # a YAML syntax error
+            raise DisbenchError(f"cannot read eval settings {path}: {err}") from None
+        if not isinstance(given, Mapping):
+            raise DisbenchError(f"eval settings {path} must be a mapping")
+        given.setdefault("name", path.stem)
+        return resolve_settings(given)
+    return resolve_settings(spec)
+
+
+def _settings_arg(items: list[str]) -> str:
+    spec = "locatello"
+    for item in items:
+        key, sep, value = item.partition("=")
+        if key != "eval" or not sep or not value:
+            raise DisbenchError(f"unexpected argument '{item}'; expected eval=NAME\nusage: {USAGE}")
+        spec = value
+    return spec
+
+
+def find_runs(path: Path) -> list[Path]:
+    """The run directory ``path``, or the run directories (with a status.json) in it."""
+    if not path.is_dir():
+        raise DisbenchError(f"{path} is not a directory; give a run directory or a study "
+                            f"directory")
+    if (path / "status.json").exists():
+        return [path]
+    runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / "status.json").exists())
+    if not runs:
+        raise DisbenchError(f"no runs in {path}: neither it nor its subdirectories hold a "
+                            f"status.json")
+    return runs
+
+
+def _normalised(obj) -> object:
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def is_scored(metrics: dict | None, expected_eval: dict) -> bool:
+    """Whether ``metrics.json`` holds scores for exactly these settings."""
+    return bool(metrics) and "mean" in metrics and "sampled" in metrics \
+        and _normalised(metrics.get("eval")) == _normalised(expected_eval)
+
+
+class _Datasets:
+    """Datasets loaded so far, by their data config: a study shares a few."""
+
+    def __init__(self, data_dir: Path | None):
+        self.data_dir = data_dir
+        self.loaded: dict[str, object] = {}
+
+    def get(self, cfg):
+        from omegaconf import OmegaConf
+
+        from disbench.train.run import load_dataset
+
+        if self.data_dir is not None:
+            cfg.paths.data = str(self.data_dir)
+        elif os.environ.get("DISBENCH_DATA"):
+            cfg.paths.data = os.environ["DISBENCH_DATA"]
+        key = json.dumps({"data": OmegaConf.to_container(cfg.data, resolve=True),
+                          "dir": str(cfg.paths.data)}, sort_keys=True)
+        if key not in self.loaded:
+            self.loaded[key] = load_dataset(cfg)
+        return self.loaded[key]
+
+
+def load_model(cfg, run_dir: Path, observation_shape):
+    """The run's model with the weights of ``checkpoints/last.ckpt``."""
+    import torch
+
+    from disbench.train.run import build_model
+
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt_path.is_file():
+        raise DisbenchError(f"{ckpt_path} is missing")
+    model = build_model(cfg, observation_shape)
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
+             if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise DisbenchError(f"{ckpt_path} does not fit the model of config.yaml: {err}") from None
+    return model
+
+
+def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force: bool
+              ) -> str:
+    """Score one run if needed; returns what happened: skipped, scored (a line)."""
+    from omegaconf import OmegaConf
+
+    from disbench import store
+    from disbench.metrics.evaluate import score_model
+
+    run = store.RunDir(run_dir)
+    state = run.state
+    if state != store.COMPLETED:
+        return f"skipped {run_dir.name}: not completed (state {state})"
+    if not run.config.is_file():
+        raise DisbenchError(f"{run.config} is missing")
+    cfg = OmegaConf.load(run.config)
+    seed = int(cfg.seed)
+    try:
+        metrics = store.read_json(run.metrics)
+    except json.JSONDecodeError:
+        metrics = None
+    if not force and is_scored(metrics, {**settings, "seed": seed}):
+        return f"skipped {run_dir.name}: already scored with eval={settings['name']}"
+    start = time.perf_counter()
+    dataset = datasets.get(cfg)
+    model = load_model(cfg, run_dir, dataset.observation_shape)
+    scores = score_model(model, dataset, settings, seed=seed, device=device)
+    # read again: keep the newest train entry
+    try:
+        current = store.read_json(run.metrics) or {}
+    except json.JSONDecodeError:
+        current = {}
+    store.write_json(run.metrics, {"train": current.get("train", {}), **scores})
+    headline = ", ".join(f"{k}={scores['mean'][k]:.3f}" for k in HEADLINE if k in scores["mean"])
+    return f"scored {run_dir.name} in {time.perf_counter() - start:.1f} s: {headline}"
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``disbench eval``; returns the exit code."""
+    try:
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exit_:  # --help
+            return int(exit_.code or 0)
+        settings = load_settings(_settings_arg(args.settings))
+        from disbench.metrics.evaluate import resolve_device
+
+        device = resolve_device(args.device)
+        runs = find_runs(args.path)
+    except DisbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    datasets = _Datasets(args.data)
+    failed = 0
+    for run_dir in runs:
+        try:
+            print(score_run(run_dir, settings, datasets, device, args.force), flush=True)
+        except (DisbenchError, MetricInputError, OSError, KeyError) as err:
+            failed += 1
+            print(f"error: {run_dir.name}: {err}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"error: {failed} of {len(runs)} run(s) could not be scored", file=sys.stderr)
+        return 1
+    return 0

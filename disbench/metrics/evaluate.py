@@ -1,0 +1,404 @@
+"""The metric suite: every metric of the reference study on a dataset and a representation.
+
+``evaluate(dataset, representation_fn, names=None, config="locatello", seed=0)``
+scores any representation on any object with the ground-truth dataset protocol;
+``score_model(model, dataset, eval_cfg, seed, device)`` scores a trained disbench
+model the way the study did (all metrics on the mean representation, the
+unsupervised scores also on the sampled one). See docs/metrics.md.
+
+Settings come from a preset in ``disbench/conf/eval/`` (``locatello``: the study's
+sample counts; ``fast``: fewer samples, same estimators) or from a dict, merged over
+the preset its ``name`` names (``locatello`` otherwise).
+
+Randomness: each metric draws all its samples from one numpy ``Generator`` seeded
+with ``(seed, crc32(metric name))``, so the same seed gives the same values, and a
+metric's value does not depend on which other metrics run (the reference likewise
+starts every metric from ``RandomState(0)``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from disbench.metrics.beta_vae import compute_beta_vae
+from disbench.metrics.dci import compute_dci
+from disbench.metrics.downstream import compute_downstream
+from disbench.metrics.factor_vae import compute_factor_vae
+from disbench.metrics.irs import compute_irs
+from disbench.metrics.mig import compute_mig
+from disbench.metrics.modularity import compute_modularity_explicitness
+from disbench.metrics.sampling import (
+    MAX_TABLE_GRID,
+    CodeSampler,
+    CodeTable,
+    EncodeStats,
+    Representation,
+    check_dataset,
+    model_representation,
+)
+from disbench.metrics.sap import compute_sap
+from disbench.metrics.unsupervised import compute_unsupervised
+from disbench.metrics.utils import MetricInputError
+
+EVAL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "eval"
+
+# metric -> {setting: kind}; kinds: "count" (int >= 2), "bins" (int >= 1),
+# "counts" (non-empty list of counts), "fraction" (float in [0, 1]), "threshold" (float >= 0)
+SCHEMA: dict[str, dict[str, str]] = {
+    "beta_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count"},
+    "factor_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count",
+                   "num_variance_estimate": "count", "prune_threshold": "threshold"},
+    "mig": {"num_train": "count", "num_bins": "bins"},
+    "dci": {"num_train": "count", "num_test": "count"},
+    "sap": {"num_train": "count", "num_test": "count"},
+    "modularity": {"num_train": "count", "num_test": "count", "num_bins": "bins"},
+    "irs": {"num_train": "count", "diff_quantile": "fraction", "num_bins": "bins"},
+    "unsupervised": {"num_train": "count", "num_bins": "bins"},
+    "downstream": {"num_train": "counts", "num_test": "count"},
+}
+METRICS = tuple(SCHEMA)
+# the metrics the study also computed on the sampled representation
+SAMPLED_METRICS = ("unsupervised",)
+
+
+# -- settings ------------------------------------------------------------------
+def presets() -> list[str]:
+    """Names of the evaluation presets (``disbench/conf/eval/*.yaml``)."""
+    return sorted(p.stem for p in EVAL_CONF_DIR.glob("*.yaml"))
+
+
+def _read_preset(name: str) -> dict:
+    from omegaconf import OmegaConf
+
+    path = EVAL_CONF_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise MetricInputError(f"unknown eval settings '{name}'; valid: {', '.join(presets())}")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def _check_value(where: str, kind: str, value):
+    def is_int(v) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if kind == "counts":
+        if (not isinstance(value, (list, tuple)) or not value
+                or not all(is_int(v) and v >= 2 for v in value)):
+            raise MetricInputError(f"eval setting {where} must be a non-empty list of integers "
+                                   f">= 2; got {value!r}.")
+        return [int(v) for v in value]
+    if kind in ("count", "bins"):
+        low = 2 if kind == "count" else 1
+        if not is_int(value) or value < low:
+            raise MetricInputError(f"eval setting {where} must be an integer >= {low}; got "
+                                   f"{value!r}.")
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MetricInputError(f"eval setting {where} must be a number; got {value!r}.")
+    if kind == "fraction" and not 0.0 <= value <= 1.0:
+        raise MetricInputError(f"eval setting {where} must lie in [0, 1]; got {value!r}.")
+    if kind == "threshold" and value < 0:
+        raise MetricInputError(f"eval setting {where} must be >= 0; got {value!r}.")
+    return float(value)
+
+
+def resolve_settings(config: str | Mapping = "locatello") -> dict:
+    """Complete, checked evaluation settings: ``{"name": ..., metric: {setting: value}}``.
+
+    ``config`` is a preset name or a mapping; a mapping is merged over the preset its
+    ``name`` names (over ``locatello`` when it names none or an unknown one). Unknown
+    metrics or settings, and values of the wrong type, raise ``MetricInputError``.
+    """
+    if isinstance(config, str):
+        if config == "none":
+            raise MetricInputError("eval=none computes no metrics; valid eval settings: "
+                                   f"{', '.join(p for p in presets() if p != 'none')}")
+        given = _read_preset(config)
+    elif isinstance(config, Mapping):
+        given = copy.deepcopy(dict(config))
+    else:
+        raise MetricInputError(f"config must be a preset name ({', '.join(presets())}) or a "
+                               f"dict of settings; got {type(config).__name__}.")
+    name = given.pop("name", None)
+    if name == "none":
+        raise MetricInputError("eval settings named 'none' compute no metrics.")
+    if name is not None and not isinstance(name, str):
+        raise MetricInputError(f"eval setting name must be a string; got {name!r}.")
+    base_name = name if name in presets() else "locatello"
+    base = _read_preset(base_name)
+    base.pop("name", None)
+    settings: dict = {"name": name if name is not None else base_name}
+    unknown = sorted(set(given) - set(SCHEMA))
+    if unknown:
+        raise MetricInputError(f"unknown metric(s) {', '.join(map(str, unknown))} in the eval "
+                               f"settings; valid: {', '.join(METRICS)}")
+    for metric, schema in SCHEMA.items():
+        section = given.get(metric, {})
+        if not isinstance(section, Mapping):
+            raise MetricInputError(f"eval setting {metric} must be a mapping of "
+                                   f"{', '.join(schema)}; got {section!r}.")
+        bad = sorted(set(section) - set(schema))
+        if bad:
+            raise MetricInputError(f"unknown setting(s) {', '.join(map(str, bad))} for {metric}; "
+                                   f"valid: {', '.join(schema)}")
+        merged = {**base.get(metric, {}), **section}
+        settings[metric] = {key: _check_value(f"{metric}.{key}", kind, merged[key])
+                            for key, kind in schema.items()}
+    return settings
+
+
+# -- the metrics on a sampler ----------------------------------------------------
+def _train_test(sampler: CodeSampler, rng, num_train: int, num_test: int):
+    factors_train, codes_train = sampler.sample(num_train, rng)
+    factors_test, codes_test = sampler.sample(num_test, rng)
+    return codes_train, factors_train, codes_test, factors_test
+
+
+def _beta_vae(sampler, rng, s, n_jobs):
+    return compute_beta_vae(sampler, rng, **s)
+
+
+def _factor_vae(sampler, rng, s, n_jobs):
+    return compute_factor_vae(sampler, rng, **s)
+
+
+def _mig(sampler, rng, s, n_jobs):
+    factors, codes = sampler.sample(s["num_train"], rng)
+    return compute_mig(codes, factors, num_bins=s["num_bins"])
+
+
+def _dci(sampler, rng, s, n_jobs):
+    return compute_dci(*_train_test(sampler, rng, s["num_train"], s["num_test"]), n_jobs=n_jobs)
+
+
+def _sap(sampler, rng, s, n_jobs):
+    return compute_sap(*_train_test(sampler, rng, s["num_train"], s["num_test"]))
+
+
+def _modularity(sampler, rng, s, n_jobs):
+    return compute_modularity_explicitness(
+        *_train_test(sampler, rng, s["num_train"], s["num_test"]), num_bins=s["num_bins"])
+
+
+def _irs(sampler, rng, s, n_jobs):
+    factors, codes = sampler.sample(s["num_train"], rng)
+    return compute_irs(codes, factors, diff_quantile=s["diff_quantile"], num_bins=s["num_bins"])
+
+
+def _unsupervised(sampler, rng, s, n_jobs):
+    _, codes = sampler.sample(s["num_train"], rng)
+    return compute_unsupervised(codes, num_bins=s["num_bins"])
+
+
+def _downstream(sampler, rng, s, n_jobs):
+    return compute_downstream(sampler, rng, num_train=tuple(s["num_train"]),
+                              num_test=s["num_test"], n_jobs=n_jobs)
+
+
+_RUNNERS: dict[str, Callable] = {
+    "beta_vae": _beta_vae, "factor_vae": _factor_vae, "mig": _mig, "dci": _dci, "sap": _sap,
+    "modularity": _modularity, "irs": _irs, "unsupervised": _unsupervised,
+    "downstream": _downstream,
+}
+
+
+def metric_rng(seed: int, metric: str) -> np.random.Generator:
+    """The generator a metric draws every sample from."""
+    return np.random.default_rng([seed, zlib.crc32(metric.encode())])
+
+
+def _check_names(names: Sequence[str] | str | None) -> list[str]:
+    if names is None:
+        return list(METRICS)
+    if isinstance(names, str):
+        names = [names]
+    names = list(names)
+    unknown = [n for n in names if n not in SCHEMA]
+    if unknown:
+        raise MetricInputError(f"unknown metric(s) {', '.join(map(repr, unknown))}; valid: "
+                               f"{', '.join(METRICS)}")
+    if not names:
+        raise MetricInputError(f"no metric selected; valid: {', '.join(METRICS)}")
+    return names
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MetricInputError(f"seed must be a non-negative integer; got {seed!r}.")
+    return int(seed)
+
+
+def _use_table(dataset, factor_sizes, encode_once: bool | None) -> bool:
+    deterministic = getattr(dataset, "deterministic", False) is True
+    fits = math.prod(factor_sizes) <= MAX_TABLE_GRID
+    if encode_once is None:
+        return deterministic and fits
+    if encode_once and not deterministic:
+        raise MetricInputError(
+            f"encode_once=True needs a dataset whose observations are a fixed function of "
+            f"their factors (deterministic == True); {type(dataset).__name__} is not.")
+    if encode_once and not fits:
+        raise MetricInputError("encode_once=True: the factor grid is too large for a table.")
+    return bool(encode_once)
+
+
+def _run_metrics(dataset, representation: Representation, table: CodeTable | None,
+                 names: list[str], settings: dict, seed: int, sampled: bool, batch_size: int,
+                 n_jobs: int | None, timings: dict | None) -> dict[str, float]:
+    stats = table.stats if table is not None else EncodeStats()
+    sampler = CodeSampler(dataset, representation, sampled=sampled, table=table,
+                          batch_size=batch_size, stats=stats)
+    results: dict[str, float] = {}
+    for name in names:
+        start, encode_before = time.perf_counter(), stats.seconds
+        try:
+            scores = _RUNNERS[name](sampler, metric_rng(seed, name), settings[name], n_jobs)
+        except MetricInputError as err:
+            raise MetricInputError(f"metric '{name}' (eval settings '{settings['name']}'): "
+                                   f"{err}") from None
+        for key, value in scores.items():
+            results[f"{name}.{key}"] = float(value)
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+            timings[f"{name}.encode"] = (timings.get(f"{name}.encode", 0.0)
+                                         + stats.seconds - encode_before)
+    if timings is not None and table is None:
+        timings["encode"] = timings.get("encode", 0.0) + stats.seconds
+        timings["num_encoded"] = timings.get("num_encoded", 0) + stats.num_encoded
+    return results
+
+
+def _check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise MetricInputError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    return int(batch_size)
+
+
+def evaluate(dataset, representation_fn: Callable, names: Sequence[str] | str | None = None,
+             config: str | Mapping = "locatello", seed: int = 0, *,
+             representation: str = "mean", encode_once: bool | None = None,
+             batch_size: int = 1024, n_jobs: int | None = -1,
+             timings: dict | None = None) -> dict[str, float]:
+    """Score a representation with the metric suite.
+
+    Args:
+        dataset: any object with the ground-truth dataset protocol
+            (``disbench.data.GroundTruthDataset``): ``factor_sizes``,
+            ``sample_factors(num, rng)``, ``sample_observations_from_factors(factors,
+            rng)`` and, optionally, ``deterministic``.
+        representation_fn: maps a float32 numpy batch of observations (N, C, H, W) in
+            [0, 1] (at most ``batch_size`` of them) to codes, a numpy array (N, D), or
+            to a pair ``(mean, log_var)`` of such arrays.
+        names: the metrics to compute (default: all of ``METRICS``).
+        config: ``"locatello"``, ``"fast"`` or a dict of settings (see
+            ``resolve_settings``).
+        seed: every sample is drawn from generators seeded by it.
+        representation: ``"mean"`` (the codes, or the mean of a (mean, log_var) pair)
+            or ``"sampled"`` (codes drawn from N(mean, exp(log_var))).
+        encode_once: encode each grid point at most once and let every metric read
+            from that table (default: when ``dataset.deterministic`` is True; the
+            representation_fn must then be deterministic too). False encodes the
+            sampled observations of every metric on the fly.
+        batch_size: observations per call of ``representation_fn``.
+        n_jobs: joblib workers for DCI and the downstream task (-1: all cores).
+        timings: if given, filled with seconds per metric (``"<metric>"``, encoding
+            included, and ``"<metric>.encode"``), ``"encode"`` and ``"num_encoded"``.
+
+    Returns:
+        A flat dict ``{"<metric>.<score>": float}``, e.g. ``"beta_vae.eval_accuracy"``.
+    """
+    names = _check_names(names)
+    settings = resolve_settings(config)
+    seed = _check_seed(seed)
+    batch_size = _check_batch_size(batch_size)
+    if representation not in ("mean", "sampled"):
+        raise MetricInputError(f"representation must be 'mean' or 'sampled'; got "
+                               f"{representation!r}.")
+    factor_sizes = check_dataset(dataset)
+    rep = Representation(representation_fn)
+    table = None
+    if _use_table(dataset, factor_sizes, encode_once):
+        table = CodeTable(dataset, rep, factor_sizes, batch_size)
+    results = _run_metrics(dataset, rep, table, names, settings, seed,
+                           representation == "sampled", batch_size, n_jobs, timings)
+    if timings is not None and table is not None:
+        timings["encode"] = timings.get("encode", 0.0) + table.stats.seconds
+        timings["num_encoded"] = timings.get("num_encoded", 0) + table.stats.num_encoded
+    return results
+
+
+def resolve_device(device=None):
+    """A torch device: None or ``"auto"`` picks CUDA when available; ``"gpu"`` means CUDA."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "gpu":
+        device = "cuda"
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise MetricInputError(f"bad device {device!r}: {err}") from None
+
+
+def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None, *,
+                batch_size: int | None = None, n_jobs: int | None = -1,
+                encode_once: bool | None = None, timings: dict | None = None) -> dict:
+    """Score a trained model (``model.encode(x) -> (mean, log_var)``) as the study did.
+
+    Every metric on the mean representation; the unsupervised scores also on the
+    sampled representation (codes drawn from N(mean, exp(log_var)) with the metric's
+    generator). On a deterministic dataset each grid image is encoded at most once,
+    and both representations read from the same table.
+
+    Args:
+        model: a torch module with ``encode``; it is run in eval mode on ``device`` and
+            put back where (and in the mode) it was.
+        dataset: a ground-truth dataset.
+        eval_cfg: the eval settings (a preset name, or a dict such as the resolved
+            ``cfg.eval`` of a run: ``{"name": "locatello", ...}``).
+        seed: the evaluation seed.
+        device: where to encode (None / "auto": CUDA when available).
+        batch_size: observations per encoder call (default 1024 on CPU, 4096 on CUDA).
+
+    Returns:
+        ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "eval": settings}``
+        where ``settings`` are the complete settings used, with the seed.
+    """
+    import torch
+
+    settings = resolve_settings(eval_cfg)
+    seed = _check_seed(seed)
+    device = resolve_device(device)
+    batch_size = _check_batch_size(batch_size or (4096 if device.type == "cuda" else 1024))
+    if not callable(getattr(model, "encode", None)):
+        raise MetricInputError(f"the model {type(model).__name__} has no encode(x) -> "
+                               f"(mean, log_var) method.")
+    factor_sizes = check_dataset(dataset)
+    param = next(iter(model.parameters()), None)
+    original_device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval().to(device)
+    try:
+        rep = Representation(model_representation(model, device))
+        table = None
+        if _use_table(dataset, factor_sizes, encode_once):
+            table = CodeTable(dataset, rep, factor_sizes, batch_size)
+        mean = _run_metrics(dataset, rep, table, list(METRICS), settings, seed, False,
+                            batch_size, n_jobs, timings)
+        sampled = _run_metrics(dataset, rep, table, list(SAMPLED_METRICS), settings, seed,
+                               True, batch_size, n_jobs,
+                               None if timings is None else timings.setdefault("sampled", {}))
+        if timings is not None and table is not None:
+            timings["encode"] = table.stats.seconds
+            timings["num_encoded"] = table.stats.num_encoded
+    finally:
+        model.to(original_device).train(was_training)
+    return {"mean": mean, "sampled": sampled, "eval": {**settings, "seed": seed}}
