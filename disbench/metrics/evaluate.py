@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from disbench.metrics.beta_vae import compute_beta_vae
 from disbench.metrics.dci import compute_dci
@@ -258,7 +259,11 @@ def _run_metrics(dataset, representation: Representation, table: CodeTable | Non
     for name in names:
         start, encode_before = time.perf_counter(), stats.seconds
         try:
-            scores = _RUNNERS[name](sampler, metric_rng(seed, name), settings[name], n_jobs)
+            # One BLAS thread: the classifiers work on small matrices (N x D codes), where
+            # threaded BLAS only adds overhead (4x slower on 2 busy cores). Encoding (torch)
+            # keeps its threads.
+            with threadpool_limits(limits=1, user_api="blas"):
+                scores = _RUNNERS[name](sampler, metric_rng(seed, name), settings[name], n_jobs)
         except MetricInputError as err:
             raise MetricInputError(f"metric '{name}' (eval settings '{settings['name']}'): "
                                    f"{err}") from None

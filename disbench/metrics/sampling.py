@@ -142,8 +142,12 @@ class Representation:
             )
         if gaussian:
             mean = self._check(out[0], "a mean", n)
-            self.num_codes = mean.shape[1]
             log_var = self._check(out[1], "a log-variance", n)
+            if log_var.shape != mean.shape:
+                raise MetricInputError(
+                    f"representation_fn returned a mean of shape {mean.shape} but a "
+                    f"log-variance of shape {log_var.shape}; they must match."
+                )
         else:
             mean = self._check(out, "codes", n)
             log_var = None

@@ -1,0 +1,199 @@
+"""The metric suite: settings, seeds, the code table against encoding on the fly, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+from suite_fixtures import SMALL, Noise, gaussian_identity, identity, tiny_grid
+
+from disbench.metrics import METRICS, MetricInputError, evaluate, resolve_settings
+from disbench.metrics.evaluate import EVAL_CONF_DIR, SCHEMA
+
+NO_DOWNSTREAM = [m for m in METRICS if m != "downstream"]
+
+
+class OnTheFly:
+    """The tiny grid behind a user-defined class: the protocol only, no `images`."""
+
+    def __init__(self, deterministic=True):
+        self._grid = tiny_grid()
+        self.factor_names = self._grid.factor_names
+        self.factor_sizes = self._grid.factor_sizes
+        self.observation_shape = self._grid.observation_shape
+        self.deterministic = deterministic
+        self.calls = 0
+
+    def sample_factors(self, num, rng):
+        return self._grid.sample_factors(num, rng)
+
+    def sample_observations_from_factors(self, factors, rng):
+        self.calls += 1
+        return self._grid.sample_observations_from_factors(factors, rng)
+
+
+def test_table_and_on_the_fly_give_identical_values():
+    """Every metric, mean and sampled representation: the same dict, value for value."""
+    for representation in ("mean", "sampled"):
+        table_timings, fly_timings = {}, {}
+        table = evaluate(tiny_grid(), gaussian_identity, config=SMALL, seed=3,
+                         representation=representation, timings=table_timings, n_jobs=1)
+        fly = evaluate(tiny_grid(), gaussian_identity, config=SMALL, seed=3,
+                       representation=representation, encode_once=False, timings=fly_timings,
+                       n_jobs=1)
+        assert table == fly
+        assert len(table) == 40 and all(isinstance(v, float) for v in table.values())
+        assert table_timings["num_encoded"] == 60  # every grid image once
+        assert fly_timings["num_encoded"] > 10_000
+
+
+def test_a_user_dataset_class_works_and_is_encoded_once():
+    dataset = OnTheFly()
+    scores = evaluate(dataset, identity, names=["mig", "factor_vae"], config=SMALL)
+    assert scores == evaluate(tiny_grid(), identity, names=["mig", "factor_vae"], config=SMALL)
+    assert dataset.calls == 1  # 60 grid points, one batch
+    random_obs = OnTheFly(deterministic=False)
+    assert evaluate(random_obs, identity, names=["mig"], config=SMALL) == \
+        evaluate(tiny_grid(), identity, names=["mig"], config=SMALL)
+    assert random_obs.calls == 1  # 500 samples, one batch of 1024
+
+
+def test_same_seed_same_values_other_seed_other_values():
+    a = evaluate(tiny_grid(), gaussian_identity, names=NO_DOWNSTREAM, config=SMALL, seed=0,
+                 representation="sampled")
+    b = evaluate(tiny_grid(), gaussian_identity, names=NO_DOWNSTREAM, config=SMALL, seed=0,
+                 representation="sampled")
+    c = evaluate(tiny_grid(), gaussian_identity, names=NO_DOWNSTREAM, config=SMALL, seed=1,
+                 representation="sampled")
+    assert a == b
+    assert a.keys() == c.keys()
+    for key in ("mig.mig", "unsupervised.gaussian_total_correlation", "irs.irs",
+                "dci.disentanglement", "sap.sap"):
+        assert a[key] != c[key], key
+
+
+def test_a_metric_does_not_depend_on_the_others_selected():
+    alone = evaluate(tiny_grid(), identity, names=["sap"], config=SMALL, seed=2)
+    together = evaluate(tiny_grid(), identity, names=["mig", "irs", "sap"], config=SMALL,
+                        seed=2)
+    assert alone["sap.sap"] == together["sap.sap"]
+
+
+def test_sampled_codes_differ_from_the_mean_codes():
+    mean = evaluate(tiny_grid(), gaussian_identity, names="unsupervised", config=SMALL)
+    sampled = evaluate(tiny_grid(), gaussian_identity, names="unsupervised", config=SMALL,
+                       representation="sampled")
+    # N(mean, 0.25) noise on each code is independent across dims: the total
+    # correlation of the sampled codes is smaller, the values differ.
+    assert mean != sampled
+    assert sampled["unsupervised.gaussian_total_correlation"] < \
+        mean["unsupervised.gaussian_total_correlation"] + 0.01
+
+
+def test_presets_hold_every_setting_and_nothing_else():
+    for name in ("locatello", "fast"):
+        raw = yaml.safe_load((EVAL_CONF_DIR / f"{name}.yaml").read_text())
+        assert raw["name"] == name
+        assert set(raw) == {"name", *SCHEMA}
+        for metric, schema in SCHEMA.items():
+            assert set(raw[metric]) == set(schema), (name, metric)
+        assert resolve_settings(name) == raw
+    locatello = resolve_settings("locatello")
+    assert locatello["beta_vae"] == {"batch_size": 64, "num_train": 10000, "num_eval": 5000}
+    assert locatello["factor_vae"]["prune_threshold"] == 0.05
+    assert locatello["downstream"]["num_train"] == [10, 100, 1000, 10000]
+
+
+def test_a_partial_dict_is_merged_over_its_preset():
+    s = resolve_settings({"name": "fast", "dci": {"num_train": 200}})
+    fast = resolve_settings("fast")
+    assert s["dci"] == {"num_train": 200, "num_test": fast["dci"]["num_test"]}
+    assert s["mig"] == fast["mig"]
+    assert resolve_settings({"mig": {"num_bins": 10}})["name"] == "locatello"
+
+
+@pytest.mark.parametrize("config, match", [
+    ("nonsense", "unknown eval settings 'nonsense'; valid: fast, locatello"),
+    ("none", "eval=none computes no metrics"),
+    ({"mgi": {}}, "unknown metric.*mgi.*valid: beta_vae"),
+    ({"mig": {"bins": 3}}, "unknown setting.*bins for mig; valid: num_train, num_bins"),
+    ({"mig": {"num_train": 1}}, "mig.num_train must be an integer >= 2"),
+    ({"dci": {"num_test": 10.5}}, "dci.num_test must be an integer"),
+    ({"irs": {"diff_quantile": 2}}, r"irs.diff_quantile must lie in \[0, 1\]"),
+    ({"downstream": {"num_train": []}}, "downstream.num_train must be a non-empty list"),
+    (3, "config must be a preset name"),
+])
+def test_bad_settings(config, match):
+    with pytest.raises(MetricInputError, match=match):
+        evaluate(tiny_grid(), identity, config=config)
+
+
+def test_unknown_metric_name_lists_the_valid_ones():
+    with pytest.raises(MetricInputError, match="unknown metric.*'betavae'.*valid: beta_vae, "
+                                               "factor_vae, mig, dci"):
+        evaluate(tiny_grid(), identity, names=["betavae"])
+
+
+@pytest.mark.parametrize("encode_once", [True, False])
+def test_representation_returning_nan_is_named(encode_once):
+    def nan_codes(x):
+        codes = identity(x)
+        codes[0, 1] = np.nan
+        return codes
+
+    with pytest.raises(MetricInputError, match="metric 'mig'.*representation_fn returned 1 "
+                                               "NaN/inf value"):
+        evaluate(tiny_grid(), nan_codes, names="mig", config=SMALL, encode_once=encode_once)
+
+
+@pytest.mark.parametrize("fn, match", [
+    (lambda x: identity(x)[:-1], r"shape \(59, 3\) for 60 observations; expected shape \(60, "),
+    (lambda x: identity(x).ravel(), r"shape \(180,\) for 60 observations"),
+    (lambda x: identity(x).astype(str), "dtype <U"),
+    (lambda x: (identity(x), identity(x)[:, :2]),
+     r"a mean of shape \(60, 3\) but a log-variance of shape \(60, 2\)"),
+    (42, "representation_fn must be callable"),
+])
+def test_representation_with_the_wrong_output_is_named(fn, match):
+    with pytest.raises(MetricInputError, match=match):
+        evaluate(tiny_grid(), fn, names="mig", config=SMALL)
+
+
+def test_sampled_representation_needs_log_variances():
+    with pytest.raises(MetricInputError, match=r"needs a representation_fn that returns a "
+                                               r"\(mean, log_var\) pair"):
+        evaluate(tiny_grid(), identity, names="mig", config=SMALL, representation="sampled")
+
+
+def test_dataset_lacking_a_protocol_member_is_named():
+    class NoObservations:
+        factor_sizes = (3, 4)
+
+        def sample_factors(self, num, rng):
+            return np.zeros((num, 2), int)
+
+    with pytest.raises(MetricInputError, match="NoObservations lacks "
+                                               "sample_observations_from_factors"):
+        evaluate(NoObservations(), identity, names="mig")
+
+
+def test_dataset_with_bad_factors_is_named():
+    dataset = OnTheFly()
+    dataset.sample_factors = lambda num, rng: np.full((num, 3), 7)
+    with pytest.raises(MetricInputError, match=r"outside \[0, factor_sizes\)"):
+        evaluate(dataset, identity, names="mig", config=SMALL)
+
+
+def test_encode_once_needs_a_deterministic_dataset():
+    with pytest.raises(MetricInputError, match="deterministic == True"):
+        evaluate(OnTheFly(deterministic=False), identity, names="mig", encode_once=True)
+
+
+def test_noise_codes_give_low_scores():
+    """A representation that ignores the images: supervised scores near their floor."""
+    s = evaluate(tiny_grid(), Noise(), names=["mig", "dci", "factor_vae"], config=SMALL,
+                 encode_once=False)
+    assert s["mig.mig"] < 0.05
+    assert s["dci.disentanglement"] < 0.15
+    assert s["dci.informativeness_test"] < 0.5
+    assert math.isclose(s["factor_vae.eval_accuracy"], 1 / 3, abs_tol=0.12)
