@@ -20,7 +20,7 @@ PROCEDURAL = {  # name -> (data directory fixture, extra overrides)
 def test_smoke_train_procedural(name, request, tmp_path):
     fixture, extra = PROCEDURAL[name]
     data_dir = request.getfixturevalue(fixture)
-    cfg = compose([f"data={name}", *extra, "trainer=smoke", "trainer.max_steps=3",
+    cfg = compose([f"data={name}", *extra, "trainer=smoke", "eval=none", "trainer.max_steps=3",
                    f"paths.results={tmp_path}", f"paths.data={data_dir}", "arch=mlp"])
     outcome = run(cfg)
     assert outcome.state == "completed", outcome.reason
