@@ -50,7 +50,7 @@ def main() -> None:
         spec = Path(tmp) / "tiny.yaml"
         spec.write_text(f"study: tiny\ngrid:\n  data: dsprites_procedural\n  model: betavae\n"
                         f"blocks:\n  - seed: range(0, {args.runs})\n"
-                        f"overrides: [trainer=smoke, trainer.max_steps=1]\n")
+                        f"overrides: [trainer=smoke, eval=none, trainer.max_steps=1]\n")
         launchers = {"local": ["launcher.workers=1"]}
         if args.slurm:
             launchers["slurm"] = ["launcher=slurm", "launcher.cpus_per_task=2",

@@ -24,6 +24,8 @@ commands:
                       plan a sweep (sweeps/*.yaml), skip completed runs, launch the rest
   status STUDY [--results DIR]
                       runs of a study by state, model and dataset; the failures
+  eval RUN_DIR|STUDY_DIR [eval=NAME] [--force]
+                      score stored runs from their checkpoints (what is missing, or all)
   data list|info|download|show
                       the datasets: what is there, fetch files, look at samples
 
@@ -71,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             return (sweep_main if command == "sweep" else status_main)(rest)
         except DisbenchError as err:
             _fail(err)
+    if command == "eval":
+        from disbench.metrics.cli import main as eval_main
+
+        return eval_main(rest)
     if command == "data":
         from disbench.data.cli import main as data_main
 

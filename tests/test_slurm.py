@@ -53,7 +53,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
     spec = tmp_path / "mixed.yaml"
     spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n    model.beta: [1, .nan]\n"
-                    "overrides: [trainer=smoke]\n")
+                    "overrides: [trainer=smoke, eval=none]\n")
     out = disbench(["sweep", str(spec), *LAUNCHER, "--wait"], tmp_path, data_dir)
     assert out.returncode == 1 and "1 completed" in out.stdout and "1 failed" in out.stdout
     states = sorted(s["state"] for s in statuses(tmp_path, "mixed").values())
@@ -71,7 +71,8 @@ def test_rejected_option_submits_nothing(tmp_path, data_dir):
 def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_dir):
     spec = tmp_path / "long.yaml"
     spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  model: factorvae\n"
-                    "blocks: [{seed: 0}]\noverrides: [trainer=smoke, trainer.max_steps=150, "
+                    "blocks: [{seed: 0}]\noverrides: [trainer=smoke, eval=none, "
+                    "trainer.max_steps=150, "
                     "trainer.checkpoint_every_n_steps=20, trainer.log_every_n_steps=5]\n")
     out = disbench(["sweep", str(spec), *LAUNCHER], tmp_path / "slurm", data_dir)
     assert out.returncode == 0, out.stderr
@@ -110,7 +111,8 @@ def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_
 def test_hydra_multirun_through_submitit_slurm(tmp_path, data_dir):
     out = disbench(["train", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=2",
                     "hydra.launcher.cpus_per_task=1", "model=betavae", "seed=0,1",
-                    "data=dsprites_procedural", "arch=mlp", "trainer=smoke"], tmp_path, data_dir)
+                    "data=dsprites_procedural", "arch=mlp", "trainer=smoke", "eval=none"],
+                   tmp_path, data_dir)
     assert out.returncode == 0, out.stderr
     runs = statuses(tmp_path, "default")
     assert len(runs) == 2 and {s["state"] for s in runs.values()} == {"completed"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-SMOKE = ["data=dsprites_procedural", "trainer=smoke"]
+SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none"]
 
 
 def disbench(args, results, data_dir, **kwargs):
@@ -141,3 +141,40 @@ def test_hydra_multirun_trains_each_combination(tmp_path, data_dir):
     assert all(json.loads((tmp_path / "default" / r / "status.json").read_text())["state"]
                == "completed" for r in runs)
     assert (tmp_path / ".multirun").is_dir()  # Hydra's own files stay under the results root
+
+
+TINY_EVAL = Path(__file__).parent / "conf"
+SCORES = ["beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
+          "dci.disentanglement", "sap.sap", "modularity.modularity", "irs.irs",
+          "unsupervised.gaussian_total_correlation", "downstream.logreg_100_mean_test_accuracy"]
+
+
+def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
+    out = disbench(["train", "arch=mlp", "data=dsprites_procedural", "trainer=smoke",
+                    f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny"], tmp_path, data_dir)
+    assert out.returncode == 0, out.stderr
+    metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
+    assert metrics["eval"]["name"] == "tiny" and metrics["eval"]["dci"]["num_train"] == 200
+    assert metrics["eval"]["seed"] == 0
+    for score in SCORES:
+        assert 0.0 <= metrics["mean"][score] <= 1.0 or score.startswith("unsup"), score
+    assert set(metrics["sampled"]) >= {"unsupervised.gaussian_total_correlation"}
+    assert metrics["sampled"]["unsupervised.gaussian_total_correlation"] != \
+        metrics["mean"]["unsupervised.gaussian_total_correlation"]
+
+
+def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir):
+    assert disbench(["train", "arch=mlp", *SMOKE], tmp_path, data_dir).returncode == 0
+    run = only_run(tmp_path)
+    before = json.loads((run / "metrics.json").read_text())
+    assert before["eval"] == {"name": "none"} and "mean" not in before
+    out = disbench(["eval", str(run), f"eval={TINY_EVAL / 'eval' / 'tiny.yaml'}"], tmp_path,
+                   data_dir)
+    assert out.returncode == 0, out.stderr
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["train"] == before["train"] and after["eval"]["name"] == "tiny"
+    assert all(score in after["mean"] for score in SCORES)
+    assert json.loads((run / "status.json").read_text())["state"] == "completed"
+    again = disbench(["eval", str(run), f"eval={TINY_EVAL / 'eval' / 'tiny.yaml'}"], tmp_path,
+                     data_dir)
+    assert again.returncode == 0 and json.loads((run / "metrics.json").read_text()) == after

@@ -17,9 +17,9 @@ from sklearn.ensemble import GradientBoostingClassifier
 from disbench.metrics.utils import (
     MetricInputError,
     MetricWarning,
-    check_test_classes_seen,
     check_train_test,
     nonconstant_factors,
+    warn_unseen_test_classes,
 )
 
 METRIC = "DCI"
@@ -136,14 +136,14 @@ def compute_dci(
         "informativeness_test"}``.
 
     Factors constant on the training set are skipped with a ``MetricWarning``; a test
-    class unseen in training raises ``MetricInputError``.
+    class unseen in training is scored as misclassified (with a ``MetricWarning``).
     """
     codes_train, factors_train, codes_test, factors_test = check_train_test(
         codes_train, factors_train, codes_test, factors_test, METRIC
     )
     keep = nonconstant_factors(factors_train, METRIC)
     factors_train, factors_test = factors_train[:, keep], factors_test[:, keep]
-    check_test_classes_seen(factors_train, factors_test, METRIC)
+    warn_unseen_test_classes(factors_train, factors_test, METRIC)
 
     num_factors = factors_train.shape[1]
     workers = max(1, min(effective_n_jobs(n_jobs), num_factors))

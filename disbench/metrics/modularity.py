@@ -17,11 +17,11 @@ from disbench.metrics.utils import (
     MetricInputError,
     MetricWarning,
     check_num_bins,
-    check_test_classes_seen,
     check_train_test,
     discrete_mutual_info,
     discretize,
     nonconstant_factors,
+    warn_unseen_test_classes,
 )
 
 METRIC = "Modularity/explicitness"
@@ -110,7 +110,8 @@ def compute_modularity_explicitness(
     Unlike the reference, code dimensions that are constant on the training set are
     centred but not divided by their zero standard deviation (the reference produces
     NaNs there). Factors constant on the training set are skipped with a
-    ``MetricWarning``; a test class unseen in training raises ``MetricInputError``.
+    ``MetricWarning``; a test class unseen in training is scored as misclassified
+    (with a ``MetricWarning``).
     """
     codes_train, factors_train, codes_test, factors_test = check_train_test(
         codes_train, factors_train, codes_test, factors_test, METRIC
@@ -118,7 +119,7 @@ def compute_modularity_explicitness(
     num_bins = check_num_bins(num_bins, METRIC)
     keep = nonconstant_factors(factors_train, METRIC)
     factors_train, factors_test = factors_train[:, keep], factors_test[:, keep]
-    check_test_classes_seen(factors_train, factors_test, METRIC)
+    warn_unseen_test_classes(factors_train, factors_test, METRIC)
 
     mutual_info = discrete_mutual_info(discretize(codes_train, num_bins), factors_train)
 

@@ -12,9 +12,9 @@ from sklearn.svm import LinearSVC
 
 from disbench.metrics.utils import (
     check_num_codes,
-    check_test_classes_seen,
     check_train_test,
     nonconstant_factors,
+    warn_unseen_test_classes,
 )
 
 METRIC = "SAP"
@@ -78,7 +78,8 @@ def compute_sap(
         ``{"sap": float}``.
 
     Factors constant on the training set are skipped with a ``MetricWarning``; in the
-    discrete case a test class unseen in training raises ``MetricInputError``.
+    discrete case a test class unseen in training is scored as misclassified
+    (with a ``MetricWarning``).
     """
     codes_train, factors_train, codes_test, factors_test = check_train_test(
         codes_train, factors_train, codes_test, factors_test, METRIC,
@@ -91,7 +92,7 @@ def compute_sap(
     if continuous_factors:
         scores = _r2_score_matrix(codes_train, factors_train)
     else:
-        check_test_classes_seen(factors_train, factors_test, METRIC)
+        warn_unseen_test_classes(factors_train, factors_test, METRIC)
         scores = _accuracy_score_matrix(codes_train, factors_train, codes_test, factors_test)
     top_two = np.sort(scores, axis=0)[::-1][:2]
     return {"sap": float(np.mean(top_two[0] - top_two[1]))}

@@ -187,18 +187,23 @@ def nonconstant_factors(factors: np.ndarray, metric: str) -> np.ndarray:
     return keep
 
 
-def check_test_classes_seen(
+def warn_unseen_test_classes(
     factors_train: np.ndarray, factors_test: np.ndarray, metric: str
 ) -> None:
-    """Raise if a test sample has a factor class that never occurs in the training set."""
+    """Warn if a test sample has a factor class that never occurs in the training set.
+
+    As in the reference, such samples are still scored: a classifier can only predict
+    the classes it saw, so they count as misclassified (accuracies) or as negatives of
+    every seen class (ROC-AUC). Raising instead would fail a whole run at its end over
+    an unlucky draw of a factor with many classes (dSprites' 40 orientations).
+    """
     for j in range(factors_train.shape[1]):
         unseen = np.setdiff1d(factors_test[:, j], factors_train[:, j])
         if unseen.size:
-            raise MetricInputError(
+            warnings.warn(
                 f"{metric}: factor {j} has class(es) {unseen[:10].tolist()} in factors_test that "
-                f"never occur in factors_train, so no classifier can predict them; use a larger "
-                f"training set that covers every class."
-            )
+                f"never occur in factors_train; they are scored as misclassified. A larger "
+                f"training set would cover every class.", MetricWarning, stacklevel=3)
 
 
 def discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:

@@ -134,11 +134,14 @@ def _final_losses(run: store.RunDir) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
-def evaluate(cfg: DictConfig, run: store.RunDir, model: models.VAE, dataset) -> dict:
-    """The scores written to metrics.json. The metric suite plugs in here."""
-    if cfg.eval.name != "none":
-        raise DisbenchError(f"eval={cfg.eval.name} is not available; valid: none")
-    return {}
+def evaluate(cfg: DictConfig, model: models.VAE, dataset, device) -> dict:
+    """The metric suite's scores for metrics.json (`mean`, `sampled`, `eval` settings)."""
+    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
+    if eval_cfg["name"] == "none":
+        return {"eval": eval_cfg}
+    from disbench.metrics.evaluate import score_model
+
+    return score_model(model, dataset, eval_cfg, seed=cfg.seed, device=device)
 
 
 def run(cfg: DictConfig) -> Outcome:
@@ -168,16 +171,15 @@ def run(cfg: DictConfig) -> Outcome:
         model, trainer = _train(cfg, rd, dataset)
         if trainer.global_step < cfg.trainer.max_steps:
             raise KeyboardInterrupt
+        device = trainer.strategy.root_device
+        scores = evaluate(cfg, model, dataset, device)
         model = model.cpu().eval()
-        rng = np.random.default_rng(cfg.seed)
-        _, observation = dataset.sample(1, rng)
+        _, observation = dataset.sample(1, np.random.default_rng(cfg.seed))
         save_image(rd.traversal, traversal_grid(model, observation[0]))
-        scores = evaluate(cfg, rd, model, dataset)
-        store.write_json(rd.metrics, {"train": _final_losses(rd), "eval": dict(cfg.eval),
-                                      **scores})
+        store.write_json(rd.metrics, {"train": _final_losses(rd), **scores})
         rd.update_status(state=store.COMPLETED, step=trainer.global_step,
                          finished_at=time.time(), duration_s=time.time() - started,
-                         device=str(trainer.strategy.root_device))
+                         device=str(device))
         print(f"{rid} completed: {rd.path}")
         return Outcome("completed", rd)
     except NonFiniteLoss as err:

@@ -12,6 +12,7 @@ from disbench.metrics import (
     compute_sap,
     compute_unsupervised,
 )
+from disbench.metrics.utils import MetricWarning
 
 RNG = np.random.default_rng(0)
 FACTORS = RNG.integers(0, 3, size=(60, 2))
@@ -112,11 +113,13 @@ def test_all_factors_constant(metric):
 
 
 @pytest.mark.parametrize("metric", ["DCI", "SAP", "Modularity/explicitness"])
-def test_class_only_in_test(metric):
+def test_class_only_in_test_is_scored_with_a_warning(metric):
+    # the reference scores such samples too: no classifier predicts a class it never saw
     factors = FACTORS.copy()
     factors[50, 1] = 7
-    with pytest.raises(MetricInputError, match=rf"^{metric}: factor 1 has class\(es\) \[7\]"):
-        METRICS[metric][0](CODES, factors)
+    with pytest.warns(MetricWarning, match=rf"^{metric}: factor 1 has class\(es\) \[7\]"):
+        scores = METRICS[metric][0](CODES, factors)
+    assert all(np.isfinite(v) for v in scores.values())
 
 
 @pytest.mark.parametrize("metric", ["DCI", "SAP", "Modularity/explicitness"])

@@ -144,3 +144,20 @@ def test_dci_skips_constant_factor(toy):
             n_jobs=1,
         )
     assert scores["disentanglement"] > 0.95
+
+
+def test_unseen_test_class_counts_as_misclassified():
+    import warnings
+
+    from disbench.metrics.dci import compute_dci
+
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 4, size=(400, 2))
+    test = rng.integers(0, 4, size=(100, 2))
+    test[7, 1] = 9  # a class of factor 1 the classifiers never saw
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = compute_dci(train.astype(float), train, test.astype(float), test, n_jobs=1)
+    assert any("never occur in factors_train" in str(w.message) for w in caught)
+    # identity codes: every test sample is right except the unseen one (factor 1)
+    assert scores["informativeness_test"] == pytest.approx((1.0 + 99 / 100) / 2)
