@@ -1,7 +1,8 @@
 """The ground-truth dataset protocol, and the grid dataset that implements it.
 
 A ground-truth dataset is a full grid of factor combinations (dSprites: shape x
-scale x orientation x posX x posY), one image per combination, stored as one
+scale x orientation x posX x posY), one image per combination (or a few, of which
+an observation shows one at random: SmallNORB's object instances), stored as one
 uint8 array in the grid's row-major order. Metrics and training only need the
 protocol below, so any user object with these members works wherever a dataset
 is expected.

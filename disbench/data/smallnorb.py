@@ -127,7 +127,7 @@ def convert(chunks: list[tuple[Path, Path, Path]], cache: Path, factor_sizes=FAC
         for (dat, _, _), index in zip(chunks, indices):
             with _open(dat) as f:
                 dtype, dims = read_header(f, dat)
-                if dtype != np.uint8 or len(dims) != 4 or dims[:2] != (len(index), 2):
+                if dtype != np.uint8 or dims != (len(index), 2, 96, 96):
                     raise DisbenchError(f"{dat}: images are {dtype} {dims}, expected uint8 "
                                         f"({len(index)}, 2, 96, 96): not a SmallNORB file.")
                 for start, block in read_rows(f, dims[0], dims[1:], dtype, dat, chunk=1024):
