@@ -178,3 +178,15 @@ def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir
     again = disbench(["eval", str(run), f"eval={TINY_EVAL / 'eval' / 'tiny.yaml'}"], tmp_path,
                      data_dir)
     assert again.returncode == 0 and json.loads((run / "metrics.json").read_text()) == after
+
+
+def test_tensorboard_without_the_package_is_one_clear_message(tmp_path, data_dir):
+    import importlib.util
+
+    out = disbench(["train", *SMOKE, "trainer.tensorboard=true", "trainer.max_steps=2"], tmp_path,
+                   data_dir)
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        assert out.returncode == 0 and (only_run(tmp_path) / "tensorboard").is_dir()
+    else:
+        assert out.returncode == 2 and "pip install tensorboard" in out.stderr
+        assert not (tmp_path / "default").exists()

@@ -8,6 +8,7 @@ on CPU ends bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import platform
@@ -61,6 +62,15 @@ def build_model(cfg: DictConfig, observation_shape) -> models.VAE:
     encoder, decoder = nets.build(cfg.arch.name, observation_shape, cfg.arch.latent_dim)
     return models.build(OmegaConf.to_container(cfg.model, resolve=True), encoder, decoder,
                         cfg.arch.latent_dim)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Errors a user can fix, found before anything is written."""
+    models.check(OmegaConf.to_container(cfg.model, resolve=True))
+    if cfg.trainer.tensorboard and not any(
+            importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        raise DisbenchError("trainer.tensorboard=true needs the tensorboard package: "
+                            "pip install tensorboard (or set trainer.tensorboard=false)")
 
 
 def _trainer(cfg: DictConfig, run: store.RunDir) -> pl.Trainer:
@@ -151,7 +161,7 @@ def run(cfg: DictConfig) -> Outcome:
     if rd.state == store.COMPLETED:
         print(f"{rid} is already completed: {rd.path}")
         return Outcome("skipped", rd)
-    models.check(OmegaConf.to_container(cfg.model, resolve=True))
+    check_config(cfg)
     dataset = load_dataset(cfg)
     rd.create()
     if not rd.try_claim():
