@@ -81,16 +81,21 @@ def downstream_scores(codes_train: np.ndarray, factors_train: np.ndarray,
     for kind in predictors:
         make_predictor(kind)  # validates the name
     num_factors = factors_train.shape[1]
-    tasks = [(kind, j) for kind in predictors for j in range(num_factors)]
+    # Longest first (boosting costs one tree per class and stage), so that the workers
+    # finish together; the results do not depend on the order.
+    num_classes = [np.unique(factors_train[:, j]).size for j in range(num_factors)]
+    tasks = sorted(((kind, j) for kind in predictors for j in range(num_factors)),
+                   key=lambda t: (t[0] != "gbt", -num_classes[t[1]]))
     workers = max(1, min(effective_n_jobs(n_jobs), len(tasks)))
-    results = Parallel(n_jobs=workers)(
+    done = Parallel(n_jobs=workers)(
         delayed(_fit_predict)(kind, codes_train, factors_train[:, j], codes_test,
                               factors_test[:, j])
         for kind, j in tasks
     )
+    results = dict(zip(tasks, done))
     scores: dict[str, float] = {}
     for kind in predictors:
-        per_factor = [r for (k, _), r in zip(tasks, results) if k == kind]
+        per_factor = [results[kind, j] for j in range(num_factors)]
         train = np.array([r[0] for r in per_factor])
         test = np.array([r[1] for r in per_factor])
         key = f"{kind}_{prefix}"
