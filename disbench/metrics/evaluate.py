@@ -250,9 +250,8 @@ def _use_table(dataset, factor_sizes, encode_once: bool | None) -> bool:
 
 
 def _run_metrics(dataset, representation: Representation, table: CodeTable | None,
-                 names: list[str], settings: dict, seed: int, sampled: bool, batch_size: int,
-                 n_jobs: int | None, timings: dict | None) -> dict[str, float]:
-    stats = table.stats if table is not None else EncodeStats()
+                 stats: EncodeStats, names: list[str], settings: dict, seed: int, sampled: bool,
+                 batch_size: int, n_jobs: int | None, timings: dict | None) -> dict[str, float]:
     sampler = CodeSampler(dataset, representation, sampled=sampled, table=table,
                           batch_size=batch_size, stats=stats)
     results: dict[str, float] = {}
@@ -273,9 +272,6 @@ def _run_metrics(dataset, representation: Representation, table: CodeTable | Non
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
             timings[f"{name}.encode"] = (timings.get(f"{name}.encode", 0.0)
                                          + stats.seconds - encode_before)
-    if timings is not None and table is None:
-        timings["encode"] = timings.get("encode", 0.0) + stats.seconds
-        timings["num_encoded"] = timings.get("num_encoded", 0) + stats.num_encoded
     return results
 
 
@@ -328,14 +324,15 @@ def evaluate(dataset, representation_fn: Callable, names: Sequence[str] | str | 
                                f"{representation!r}.")
     factor_sizes = check_dataset(dataset)
     rep = Representation(representation_fn)
+    stats = EncodeStats()
     table = None
     if _use_table(dataset, factor_sizes, encode_once):
-        table = CodeTable(dataset, rep, factor_sizes, batch_size)
-    results = _run_metrics(dataset, rep, table, names, settings, seed,
+        table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)
+    results = _run_metrics(dataset, rep, table, stats, names, settings, seed,
                            representation == "sampled", batch_size, n_jobs, timings)
-    if timings is not None and table is not None:
-        timings["encode"] = timings.get("encode", 0.0) + table.stats.seconds
-        timings["num_encoded"] = timings.get("num_encoded", 0) + table.stats.num_encoded
+    if timings is not None:
+        timings["encode"] = stats.seconds
+        timings["num_encoded"] = stats.num_encoded
     return results
 
 
@@ -393,17 +390,18 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
     model.eval().to(device)
     try:
         rep = Representation(model_representation(model, device))
+        stats = EncodeStats()
         table = None
         if _use_table(dataset, factor_sizes, encode_once):
-            table = CodeTable(dataset, rep, factor_sizes, batch_size)
-        mean = _run_metrics(dataset, rep, table, list(METRICS), settings, seed, False,
+            table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)
+        mean = _run_metrics(dataset, rep, table, stats, list(METRICS), settings, seed, False,
                             batch_size, n_jobs, timings)
-        sampled = _run_metrics(dataset, rep, table, list(SAMPLED_METRICS), settings, seed,
-                               True, batch_size, n_jobs,
+        sampled = _run_metrics(dataset, rep, table, stats, list(SAMPLED_METRICS), settings,
+                               seed, True, batch_size, n_jobs,
                                None if timings is None else timings.setdefault("sampled", {}))
-        if timings is not None and table is not None:
-            timings["encode"] = table.stats.seconds
-            timings["num_encoded"] = table.stats.num_encoded
+        if timings is not None:  # both representations
+            timings["encode"] = stats.seconds
+            timings["num_encoded"] = stats.num_encoded
     finally:
         model.to(original_device).train(was_training)
     return {"mean": mean, "sampled": sampled, "eval": {**settings, "seed": seed}}
