@@ -3,16 +3,14 @@ dSprites cache, a local HTTP server, and writers of tiny files in official forma
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from data_file_helpers import sha256, write_jpeg  # noqa: F401  (used by fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,14 +31,6 @@ def procedural_dir() -> Path:
     return Path(os.environ.get("DISBENCH_DATA") or REPO / ".cache" / "test-data")
 
 
-def write_jpeg(path: Path, width: int = 700, height: int = 548) -> None:
-    """A stand-in for the Scream image: a smooth colour gradient, as JPEG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1)
-    Image.fromarray(rgb.astype(np.uint8)).save(path, quality=95)
-
-
 @pytest.fixture(scope="session")
 def derived_dir(tmp_path_factory, procedural_dir) -> Path:
     """A data directory with the shared rendered dSprites (linked) and a stand-in scream.jpg."""
@@ -57,10 +47,6 @@ def xysquares_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("xysquares")
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class Server:

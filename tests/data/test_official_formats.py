@@ -255,7 +255,7 @@ def test_cars3d_downloads_and_unpacks_the_archive(data_dir, server, monkeypatch,
         tar.add(tmp_path / "data", arcname="data")
     server.files["cars.tar.gz"] = buffer.getvalue()
     (tmp_path / "a.tgz").write_bytes(buffer.getvalue())
-    from conftest import sha256
+    from data_file_helpers import sha256
 
     monkeypatch.setattr(cars3d, "FACTOR_SIZES", CARS_SIZES)
     monkeypatch.setattr(cars3d, "REMOTE", cars3d.REMOTE.__class__(
