@@ -151,8 +151,9 @@ def load_model(cfg, run_dir: Path, observation_shape):
 
 
 def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force: bool
-              ) -> str:
-    """Score one run if needed; returns what happened: skipped, scored (a line)."""
+              ) -> tuple[str, str]:
+    """Score one run if needed. Returns (outcome, message); outcome is ``scored``,
+    ``already scored`` or ``not completed``."""
     from omegaconf import OmegaConf
 
     from disbench import store
@@ -161,7 +162,7 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
     run = store.RunDir(run_dir)
     state = run.state
     if state != store.COMPLETED:
-        return f"skipped {run_dir.name}: not completed (state {state})"
+        return "not completed", f"skipped {run_dir.name}: not completed (state {state})"
     if not run.config.is_file():
         raise DisbenchError(f"{run.config} is missing")
     cfg = OmegaConf.load(run.config)
@@ -171,7 +172,7 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
     except json.JSONDecodeError:
         metrics = None
     if not force and is_scored(metrics, {**settings, "seed": seed}):
-        return f"skipped {run_dir.name}: already scored with eval={settings['name']}"
+        return "already scored", f"skipped {run_dir.name}: already scored"
     start = time.perf_counter()
     dataset = datasets.get(cfg)
     model = load_model(cfg, run_dir, dataset.observation_shape)
@@ -183,7 +184,7 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
         current = {}
     store.write_json(run.metrics, {"train": current.get("train", {}), **scores})
     headline = ", ".join(f"{k}={scores['mean'][k]:.3f}" for k in HEADLINE if k in scores["mean"])
-    return f"scored {run_dir.name} in {time.perf_counter() - start:.1f} s: {headline}"
+    return "scored", f"scored {run_dir.name} in {time.perf_counter() - start:.1f} s: {headline}"
 
 
 def main(argv: list[str]) -> int:
@@ -202,14 +203,21 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     datasets = _Datasets(args.data)
-    failed = 0
+    counts = {"scored": 0, "already scored": 0, "not completed": 0, "failed": 0}
     for run_dir in runs:
         try:
-            print(score_run(run_dir, settings, datasets, device, args.force), flush=True)
+            outcome, message = score_run(run_dir, settings, datasets, device, args.force)
         except (DisbenchError, MetricInputError, OSError, KeyError) as err:
-            failed += 1
+            counts["failed"] += 1
             print(f"error: {run_dir.name}: {err}", file=sys.stderr, flush=True)
-    if failed:
-        print(f"error: {failed} of {len(runs)} run(s) could not be scored", file=sys.stderr)
+            continue
+        counts[outcome] += 1
+        if outcome == "scored" or len(runs) == 1:
+            print(message, flush=True)
+    print(f"eval={settings['name']}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + (" (skipped)" if counts["not completed"] else ""), flush=True)
+    if counts["failed"]:
+        print(f"error: {counts['failed']} of {len(runs)} run(s) could not be scored",
+              file=sys.stderr)
         return 1
     return 0

@@ -60,7 +60,7 @@ def test_scores_completed_runs_only_then_skips_them(study, capsys):
     assert main([str(study), f"eval={settings}"]) == 0
     out = capsys.readouterr().out
     assert "scored a-completed" in out
-    assert "skipped b-running: not completed (state running)" in out
+    assert "eval=tiny: 1 scored, 0 already scored, 2 not completed, 0 failed" in out
     metrics = json.loads((study / "a-completed" / "metrics.json").read_text())
     assert metrics["train"] == {"loss": 1.5}
     assert metrics["eval"]["name"] == "tiny" and metrics["eval"]["seed"] == 0
@@ -75,7 +75,9 @@ def test_scores_completed_runs_only_then_skips_them(study, capsys):
 
     written = (study / "a-completed" / "metrics.json").stat().st_mtime_ns
     assert main([str(study / "a-completed"), f"eval={settings}"]) == 0
-    assert "already scored" in capsys.readouterr().out
+    assert "skipped a-completed: already scored" in capsys.readouterr().out
+    assert main([str(study / "b-running"), f"eval={settings}"]) == 0
+    assert "skipped b-running: not completed (state running)" in capsys.readouterr().out
     assert (study / "a-completed" / "metrics.json").stat().st_mtime_ns == written
 
     assert main([str(study / "a-completed"), f"eval={settings}", "--force"]) == 0
