@@ -11,7 +11,11 @@ from test_suite_score_model import tiny_model
 from disbench import data
 from disbench.metrics.cli import main
 
-data.register("metrics_test_tiny", lambda data_dir: tiny_grid())
+
+@pytest.fixture(autouse=True)
+def tiny_dataset(monkeypatch):
+    """A tiny grid under a registry name, for these tests only."""
+    monkeypatch.setitem(data._LOADERS, "metrics_test_tiny", lambda data_dir: tiny_grid())
 
 SETTINGS = {
     "beta_vae": {"batch_size": 8, "num_train": 60, "num_eval": 40},
