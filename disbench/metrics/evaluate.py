@@ -369,6 +369,9 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         seed: the evaluation seed.
         device: where to encode (None / "auto": CUDA when available).
         batch_size: observations per encoder call (default 1024 on CPU, 4096 on CUDA).
+        n_jobs, encode_once: as for ``evaluate``.
+        timings: if given, filled as by ``evaluate`` for the mean representation, with the
+            sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both.
 
     Returns:
         ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "eval": settings}``
