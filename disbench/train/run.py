@@ -29,8 +29,6 @@ from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss
 from disbench.train.module import NonFiniteLoss, TrainingModule
 from disbench.visualize import save_image, traversal_grid
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Outcome:
