@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 
 from disbench.launch.sweep import PlannedRun
 from disbench.launch.task import execute
@@ -21,6 +21,17 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
+def _in_fresh_process(overrides: list[str], log: str, threads: int) -> tuple[str, str]:
+    """One run in a new process, so that no state leaks from one run into the next.
+
+    (A ProcessPoolExecutor with max_tasks_per_child=1 would do this, but on Python 3.11 it
+    hangs once its first worker retires.)
+    """
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as one:
+        return one.submit(execute, overrides, log, threads).result()
+
+
 def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]:
     """Train `runs`; print a progress line per finished run and a summary; return counts."""
     workers = workers or default_workers()
@@ -28,12 +39,11 @@ def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]
     counts = {"completed": 0, "failed": 0, "busy": 0, "interrupted": 0, "skipped": 0}
     failures = []
     start = time.time()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         futures = {}
         for run in runs:
             log = str(run.run_dir.path / "train.log")
-            futures[pool.submit(execute, run.overrides, log, threads)] = run
+            futures[pool.submit(_in_fresh_process, run.overrides, log, threads)] = run
         for done, future in enumerate(as_completed(futures), 1):
             run = futures[future]
             try:
