@@ -26,6 +26,11 @@ commands:
                       runs of a study by state, model and dataset; the failures
   eval RUN_DIR|STUDY_DIR [eval=NAME] [--force]
                       score stored runs from their checkpoints (what is missing, or all)
+  aggregate STUDY... [--results DIR] [--out STEM]
+                      one table (parquet + CSV) of the studies' runs; also reads .parquet
+                      tables and disentanglement_lib aggregated results (.json)
+  report STUDY... [--out DIR] [--eval NAME] [--rank-by SCORE]
+                      the comparison report: report.md, report.html, figures, tables
   data list|info|download|show
                       the datasets: what is there, fetch files, look at samples
 
@@ -77,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         from disbench.metrics.cli import main as eval_main
 
         return eval_main(rest)
+    if command in ("aggregate", "report"):
+        from disbench.aggregate.cli import main as aggregate_main
+        from disbench.report.cli import main as report_main
+
+        try:
+            return (aggregate_main if command == "aggregate" else report_main)(rest)
+        except DisbenchError as err:
+            _fail(err)
     if command == "data":
         from disbench.data.cli import main as data_main
 

@@ -9,6 +9,8 @@ def capacity(step: int, c_max: float, iteration_threshold: int) -> float:
 
 
 class AnnealedVAE(VAE):
+    strength = "c_max"
+
     def __init__(self, encoder, decoder, c_max: float, gamma: float = 1000.0,
                  iteration_threshold: int = 100_000):
         super().__init__(encoder, decoder)

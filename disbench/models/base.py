@@ -51,6 +51,9 @@ class Objective:
 class VAE(nn.Module):
     """Plain VAE: regulariser = KL. Subclasses change `regularizer`."""
 
+    # the hyperparameter that sets the regularisation strength (the one the study sweeps)
+    strength: str | None = None
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
         self.encoder = encoder

@@ -26,6 +26,8 @@ def total_correlation(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
 
 
 class BetaTCVAE(VAE):
+    strength = "beta"
+
     def __init__(self, encoder, decoder, beta: float):
         super().__init__(encoder, decoder)
         self.beta = beta

@@ -4,6 +4,8 @@ from disbench.models.base import VAE
 
 
 class BetaVAE(VAE):
+    strength = "beta"
+
     def __init__(self, encoder, decoder, beta: float):
         super().__init__(encoder, decoder)
         self.beta = beta

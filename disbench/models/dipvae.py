@@ -22,6 +22,8 @@ def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> torch.T
 
 
 class DIPVAE(VAE):
+    strength = "lambda_od"
+
     def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None,
                  dip_type: str = "i"):
         super().__init__(encoder, decoder)

@@ -42,6 +42,8 @@ def permute_dims(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 class FactorVAE(VAE):
+    strength = "gamma"
+
     def __init__(self, encoder, decoder, gamma: float, latent_dim: int,
                  discriminator_lr: float = 1e-4, discriminator_betas=(0.5, 0.9),
                  discriminator_eps: float = 1e-8):

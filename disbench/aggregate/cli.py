@@ -1,0 +1,115 @@
+"""`disbench aggregate SOURCE... [--results DIR] [--out STEM]`: stored runs as one table.
+
+A SOURCE is a study (a folder under the results root, or a path to one), a table that
+`disbench aggregate` wrote (.parquet), or disentanglement_lib's aggregated results (.json).
+The table is written as STEM.parquet and STEM.csv; by default beside the study
+(`<results>/<study>.parquet`), or, for several sources, `<results>/<a>+<b>.parquet`.
+Runs left out (not completed, unreadable) are listed with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from disbench.aggregate.table import (
+    Aggregate,
+    combine,
+    mixed_settings,
+    read_study,
+    read_table,
+    study_dir,
+    write_table,
+)
+from disbench.errors import DisbenchError
+
+USAGE = "disbench aggregate SOURCE... [--results DIR] [--out STEM]"
+
+
+@dataclass
+class Collected:
+    aggregate: Aggregate
+    name: str                     # the sources' names joined by "+"
+    study_roots: dict[str, Path]  # study -> folder of its run directories
+    default_dir: Path             # where outputs go by default
+
+
+def default_results() -> Path:
+    return Path(os.environ.get("DISBENCH_RESULTS") or "results")
+
+
+def _read_source(source: str, results: Path) -> tuple[Aggregate, str, Path | None, Path]:
+    """(aggregate, name, study folder or None, default output folder)."""
+    path = Path(source)
+    if source.endswith(".json"):
+        from disbench.aggregate.dlib import import_dlib
+
+        aggregate = import_dlib(path)
+        return aggregate, path.stem, None, path.parent
+    if source.endswith(".parquet"):
+        table = read_table(path)
+        return Aggregate(table), path.stem, None, path.parent
+    if source.endswith(".csv"):
+        raise DisbenchError(f"{source}: a CSV table cannot be read back faithfully (no types, "
+                            f"no format version); give the .parquet written beside it.")
+    root = path if os.sep in source and path.is_dir() else study_dir(results, source)
+    return read_study(root), root.name, root, root.parent
+
+
+def collect(sources: list[str], results: Path) -> Collected:
+    """Every source read, as one table."""
+    if not sources:
+        raise DisbenchError(f"no source given; usage: {USAGE}")
+    parts, names, roots, dirs = [], [], {}, []
+    for source in sources:
+        aggregate, name, root, folder = _read_source(source, results)
+        parts.append(aggregate)
+        names.append(name)
+        dirs.append(folder)
+        if root is not None:
+            roots[root.name] = root
+    name = "+".join(names)
+    return Collected(combine(parts), name, roots, dirs[0] if len(dirs) == 1 else results)
+
+
+def print_outcome(collected: Collected, stream=sys.stdout) -> None:
+    """How many runs made it into the table, the runs left out and mixed settings."""
+    table, skipped = collected.aggregate.table, collected.aggregate.skipped
+    print(f"{collected.name}: {len(table)} completed run(s) in the table, {len(skipped)} left "
+          f"out", file=stream)
+    for s in skipped:
+        print(f"  left out {s.study}/{s.run_id}: {s.reason}", file=stream)
+    mixed = mixed_settings(table)
+    if mixed:
+        print("warning: the runs were scored with different metric settings, whose scores "
+              "are not comparable: " + "; ".join(f"{k}: {v} runs" for k, v in mixed.items())
+              + ". The eval_settings and eval_key columns tell them apart.", file=stream)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise DisbenchError(f"{message}\nusage: {USAGE}")
+
+
+def main(argv: list[str]) -> int:
+    parser = _Parser(prog="disbench aggregate", usage=USAGE, description=__doc__.split("\n\n")[1])
+    parser.add_argument("sources", nargs="+", metavar="SOURCE",
+                        help="a study name or folder, a .parquet table, or disentanglement_lib "
+                             "aggregated results (.json)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="the results root (default: $DISBENCH_RESULTS, else ./results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output path without suffix (default: beside the study)")
+    args = parser.parse_args(argv)
+    collected = collect(args.sources, args.results or default_results())
+    print_outcome(collected)
+    stem = args.out or collected.default_dir / collected.name
+    if not len(collected.aggregate.table):
+        raise DisbenchError(f"{collected.name}: no completed run, so there is no table to "
+                            f"write; the runs left out are listed above.")
+    for path in write_table(collected.aggregate.table, stem):
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,1 @@
+"""Locatello-style comparison reports from a run table (``disbench report``)."""

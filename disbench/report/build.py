@@ -1,0 +1,356 @@
+"""``build_report(table, out)``: the exhibits of Locatello et al. (2019) from a run table.
+
+Each exhibit adapts to what the table holds (datasets, models, hyperparameter values,
+seeds, scores) and says what it cannot show. Output folder::
+
+    report.md  report.html  figures/*.png  tables/*.csv  tables/*.tex  traversals/*.png
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from disbench.aggregate.table import Skipped, mixed_settings
+from disbench.errors import DisbenchError
+from disbench.report import figures, stats
+from disbench.report.document import Figure, Missing, Section, Table, Text, write_document
+
+REFERENCE_STEPS = 300_000  # the study's training length
+
+
+def _labels() -> dict[str, str]:
+    labels = {c: label for c, label in stats.METRICS}
+    labels.update({c: label for c, label, _ in stats.UNSUPERVISED})
+    labels[stats.TC_MEAN] = "TC (mean)"
+    return labels
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
+
+
+def select_settings(table: pd.DataFrame, eval_settings: str | None) -> pd.DataFrame:
+    """The scored runs under one evaluation setting (or the unscored runs, if none is
+    scored). A table mixing settings needs ``eval_settings`` (a name or a key)."""
+    if eval_settings is not None:
+        chosen = table[(table["eval_settings"] == eval_settings)
+                       | (table["eval_key"] == eval_settings)]
+        if not len(chosen):
+            found = sorted(set(table["eval_settings"].dropna()) | set(table["eval_key"].dropna()))
+            raise DisbenchError(f"no run was scored with eval settings '{eval_settings}'; "
+                                f"found: {', '.join(found) or 'none (no run is scored)'}")
+        table = chosen
+    mixed = mixed_settings(table)
+    if mixed:
+        found = "; ".join(f"{k}: {v} runs" for k, v in mixed.items())
+        raise DisbenchError(
+            f"the runs were scored with different metric settings ({found}); their scores "
+            f"are not comparable. Rescore them alike (`disbench eval STUDY_DIR eval=NAME "
+            f"--force`) or report one setting with --eval NAME_OR_KEY.")
+    return table
+
+
+def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
+    steps = sorted(table["max_steps"].dropna().unique())
+    settings = sorted(table["eval_settings"].dropna().unique())
+    counts = (table.groupby(["dataset", "model"]).size().unstack(fill_value=0)
+              .reset_index().rename(columns={"dataset": "dataset \\ model"}))
+    seeds = table.groupby(["dataset", "model"])["seed"].nunique()
+    lines = [
+        f"{len(table)} runs from {', '.join(sorted(table['study'].unique()))} "
+        f"({', '.join(sorted(table['source'].unique()))}): "
+        f"{table['dataset'].nunique()} dataset(s), {table['model'].nunique()} model(s), "
+        f"{int(seeds.min())}-{int(seeds.max())} seed(s) per dataset and model.",
+        "Training length: " + ", ".join(
+            f"{int(s):,} steps ({100 * s / REFERENCE_STEPS:.3g}% of the study's "
+            f"{REFERENCE_STEPS:,})" for s in steps) + "."
+        + (" **These models are far from trained: the numbers below compare the pipeline, "
+           "not the methods.**" if steps and max(steps) < REFERENCE_STEPS / 10 else ""),
+        "Metric settings: " + (", ".join(f"`{s}`" for s in settings) if settings
+                               else "none (the runs were not scored)") + ".",
+    ]
+    blocks: list = [Text("\n\n".join(lines)),
+                    Table("runs", counts, caption="Runs per dataset and model")]
+    if skipped:
+        frame = pd.DataFrame([s.__dict__ for s in skipped])
+        blocks += [Text(f"{len(skipped)} run(s) left out:"),
+                   Table("skipped", frame, caption="Runs left out, and why")]
+    return Section("Overview", blocks)
+
+
+def _summary(table, metrics, unsup, labels) -> Section:
+    every = [c for c in table.columns if c.startswith(("mean.", "sampled.", "train."))]
+    long = stats.summary(table, every)
+    blocks: list = [Text("Median and interquartile range [25th, 75th percentile] over the "
+                         "runs (all hyperparameter values and seeds) of each model. The CSV "
+                         "holds every score; the page shows the study's metrics and the "
+                         "unsupervised scores.")]
+    shown_cols = metrics + unsup
+    if not shown_cols:
+        blocks.append(Missing("no scores to summarise."))
+    for dataset in sorted(table["dataset"].unique()):
+        part = long[(long["dataset"] == dataset) & long["score"].isin(shown_cols)]
+        wide = part.assign(cell=[f"{m:.3g} [{a:.3g}, {b:.3g}]" for m, a, b in
+                                 zip(part["median"], part["q25"], part["q75"])])
+        wide = wide.pivot(index="model", columns="score", values="cell")
+        wide = wide[[c for c in shown_cols if c in wide.columns]].rename(columns=labels)
+        blocks.append(Table(f"summary_{_slug(dataset)}", long[long["dataset"] == dataset],
+                            wide.reset_index(), caption=f"{dataset}: median [IQR]"))
+    if not metrics:
+        blocks.append(Missing("no disentanglement metric scores: the runs were trained with "
+                              "`eval=none`. Score them with `disbench eval STUDY_DIR`."))
+    return Section("Scores per dataset and model", blocks)
+
+
+def _correlations(table, metrics, labels, fig_dir) -> Section:
+    blocks: list = [Text("Spearman rank correlation between the metrics over all runs of a "
+                         "dataset (the study's Fig. 2): do the metrics agree on which "
+                         "models are better?")]
+    if len(metrics) < 2:
+        return Section("Rank correlation between metrics",
+                       blocks + [Missing("fewer than two metrics were scored.")])
+    matrices = stats.rank_correlations(table, metrics, metrics)
+    frames = []
+    for dataset, matrix in matrices.items():
+        frames.append(matrix.rename_axis("score").reset_index().assign(dataset=dataset))
+        blocks.append(Figure(figures.heatmap(matrix, fig_dir / f"rank_corr_{_slug(dataset)}.png",
+                                             f"{dataset}: Spearman rank correlation", labels),
+                             f"{dataset}: Spearman rank correlation between metrics"))
+    blocks.append(Table("rank_correlation_metrics", _dataset_first(pd.concat(frames)),
+                        _dataset_first(pd.concat(frames)).rename(columns=labels).replace(labels),
+                        caption="Spearman rank correlation between metrics"))
+    return Section("Rank correlation between metrics", blocks)
+
+
+def _dataset_first(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["dataset", *[c for c in frame.columns if c != "dataset"]]]
+
+
+def _distributions(table, metrics, unsup, labels, fig_dir) -> Section:
+    columns = metrics + unsup
+    blocks: list = [Text("Each score's distribution per model (boxes: quartiles; dots: runs), "
+                         "over all hyperparameter values and seeds (the study's Fig. 3, 4).")]
+    if not columns:
+        return Section("Distributions per model", blocks + [Missing("no scores.")])
+    for dataset in sorted(table["dataset"].unique()):
+        data = table[table["dataset"] == dataset]
+        blocks.append(Figure(figures.distributions(
+            data, columns, labels, fig_dir / f"distributions_{_slug(dataset)}.png",
+            f"{dataset}"), f"{dataset}: scores per model"))
+    return Section("Distributions per model", blocks)
+
+
+def _strength(table, metrics, labels, fig_dir) -> tuple[Section, Section]:
+    swept = table[table["strength"].notna()]
+    n_values = swept.groupby(["dataset", "model"])["strength"].nunique()
+    trend_cols = metrics + stats.present(table, [stats.TC_MEAN, stats.TC_SAMPLED])
+    trend = stats.strength_trend(swept, trend_cols)
+    text = Text("Median over seeds (line) and the seeds' range (band) against each model's "
+                "regularisation strength (beta for beta-VAE and beta-TCVAE, C_max for "
+                "AnnealedVAE, gamma for FactorVAE, lambda_od for DIP-VAE).")
+    score_sec = Section("Scores against regularisation strength", [text])
+    tc_sec = Section("Total correlation of the sampled and the mean representation", [Text(
+        "Gaussian total correlation of the sampled representation (codes drawn from the "
+        "posterior) and of the mean representation against the regularisation strength "
+        "(the study's Fig. 1): regularising the aggregate posterior does not make the mean "
+        "representation factorised.")])
+    unswept = sorted(set(table["model"]) - set(swept["model"]))
+    if len(n_values) == 0 or n_values.max() < 2:
+        missing = Missing("no model was trained with two or more regularisation strengths.")
+        return (Section(score_sec.title, score_sec.blocks + [missing]),
+                Section(tc_sec.title, tc_sec.blocks + [missing]))
+    if unswept:
+        note = Missing(f"models without a regularisation strength: {', '.join(unswept)}.")
+        score_sec.blocks.append(note)
+        tc_sec.blocks.append(note)
+    trend_table = Table("strength_trend", trend, caption="Median, min and max over seeds per "
+                        "regularisation strength")
+    if metrics:
+        for dataset in sorted(swept["dataset"].unique()):
+            part = trend[trend["dataset"] == dataset]
+            score_sec.blocks.append(Figure(figures.strength_trend(
+                part, metrics, labels, fig_dir / f"strength_{_slug(dataset)}.png", dataset),
+                f"{dataset}: metrics against regularisation strength"))
+        score_sec.blocks.append(trend_table)
+    else:
+        score_sec.blocks.append(Missing("no metric scores."))
+    if stats.TC_MEAN in trend_cols and stats.TC_SAMPLED in trend_cols:
+        for dataset in sorted(swept["dataset"].unique()):
+            part = trend[trend["dataset"] == dataset]
+            tc_sec.blocks.append(Figure(figures.total_correlation(
+                part, stats.TC_MEAN, stats.TC_SAMPLED,
+                fig_dir / f"total_correlation_{_slug(dataset)}.png", dataset),
+                f"{dataset}: Gaussian total correlation, sampled vs mean"))
+        if not metrics:
+            tc_sec.blocks.append(trend_table)
+    else:
+        tc_sec.blocks.append(Missing("the unsupervised scores of the mean and the sampled "
+                                     "representation were not computed."))
+    return score_sec, tc_sec
+
+
+def _variance(table, metrics, unsup, labels, fig_dir) -> Section:
+    blocks: list = [Text(
+        "The share of each score's variance over a dataset's runs explained by the model, by "
+        "the hyperparameter value within the model, and by the random seed within a model "
+        "and hyperparameter value (nested sums of squares; the study's Sec. 5.3 question: "
+        "does the model matter more than the seed?).")]
+    columns = metrics + unsup
+    shares = stats.variance_decomposition(table, columns)
+    if not len(shares):
+        return Section("Variance: model, hyperparameter, seed",
+                       blocks + [Missing("no scores with two or more runs.")])
+    if table["model"].nunique() < 2:
+        blocks.append(Missing("a single model: its share is zero by construction."))
+    cells = table.groupby(["dataset", "model", *[c for c in table.columns
+                                                 if c.startswith("hp.")]], dropna=False)
+    if cells["seed"].nunique().max() < 2:
+        blocks.append(Missing("one seed per setting: the seed's share cannot be separated."))
+    for dataset in sorted(shares["dataset"].unique()):
+        part = shares[shares["dataset"] == dataset]
+        blocks.append(Figure(figures.variance_shares(
+            part, labels, fig_dir / f"variance_{_slug(dataset)}.png", dataset),
+            f"{dataset}: share of variance"))
+    shown = shares.assign(score=shares["score"].map(lambda c: labels.get(c, c)))
+    blocks.append(Table("variance_decomposition", shares, shown,
+                        caption="Share of variance from model, hyperparameter and seed"))
+    return Section("Variance: model, hyperparameter, seed", blocks)
+
+
+def _unsupervised(table, metrics, unsup, labels, fig_dir) -> Section:
+    blocks: list = [Text(
+        "Spearman rank correlation of the scores that need no labels (reconstruction loss, "
+        "KL, total correlation of the sampled representation, ELBO) with each metric (the "
+        "study's Fig. 9): can models be selected without ground-truth factors?")]
+    if not metrics or not unsup:
+        return Section("Unsupervised scores against metrics",
+                       blocks + [Missing("needs both metric scores and unsupervised scores.")])
+    frames = []
+    for dataset, matrix in stats.rank_correlations(table, unsup, metrics).items():
+        frames.append(matrix.rename_axis("score").reset_index().assign(dataset=dataset))
+        blocks.append(Figure(figures.heatmap(
+            matrix, fig_dir / f"unsupervised_{_slug(dataset)}.png",
+            f"{dataset}: unsupervised scores vs metrics", labels),
+            f"{dataset}: rank correlation of unsupervised scores with metrics"))
+    frame = _dataset_first(pd.concat(frames))
+    blocks.append(Table("rank_correlation_unsupervised", frame,
+                        frame.rename(columns=labels).replace(labels),
+                        caption="Spearman rank correlation, unsupervised scores vs metrics"))
+    return Section("Unsupervised scores against metrics", blocks)
+
+
+def _transfer(table, metrics, unsup_rules, labels, fig_dir) -> Section:
+    blocks: list = [Text(
+        "The probability that choosing each model's hyperparameter value by one score "
+        "(rows) gives a better score on another (columns) than a value chosen at random, "
+        "one random seed per value, ties counted one half, averaged over models (the "
+        "study's Sec. 5.4, Fig. 10-11). 0.5 is chance. Across datasets, the same metric "
+        "selects on one dataset and is judged on another.")]
+    settings = table.assign(_s=stats.hyper_setting(table)).groupby(["dataset", "model"])["_s"]
+    if not len(settings.nunique()) or settings.nunique().max() < 2 or not metrics:
+        return Section("Model selection transfer", blocks + [Missing(
+            "needs metric scores and a model trained with two or more hyperparameter "
+            "values.")])
+    sources = [(m, 1.0) for m in metrics] + unsup_rules
+    frames = []
+    for dataset, matrix in stats.selection_transfer(table, sources, metrics).items():
+        frames.append(matrix.rename_axis("selected_by").reset_index().assign(dataset=dataset))
+        blocks.append(Figure(figures.heatmap(
+            matrix, fig_dir / f"transfer_metrics_{_slug(dataset)}.png",
+            f"{dataset}: P(selection beats random)", labels, vmin=0, vmax=1, cmap="viridis",
+            xlabel="judged by", ylabel="selected by"),
+            f"{dataset}: selection by one score, judged by another"))
+    frame = _dataset_first(pd.concat(frames))
+    blocks.append(Table("transfer_metrics", frame, frame.rename(columns=labels).replace(labels),
+                        caption="P(selection beats random), across metrics"))
+    if table["dataset"].nunique() < 2:
+        blocks.append(Missing("transfer across datasets needs runs on two or more datasets."))
+        return Section("Model selection transfer", blocks)
+    across = stats.selection_transfer(table, [], metrics, across="datasets")
+    frames = []
+    for metric, matrix in across.items():
+        frames.append(matrix.rename_axis("selected_on").reset_index().assign(score=metric))
+        blocks.append(Figure(figures.heatmap(
+            matrix, fig_dir / f"transfer_datasets_{_slug(metric)}.png",
+            f"{labels.get(metric, metric)}: P(selection beats random)", labels, vmin=0, vmax=1,
+            cmap="viridis", xlabel="judged on", ylabel="selected on"),
+            f"{labels.get(metric, metric)}: selection on one dataset, judged on another"))
+    frame = pd.concat(frames)
+    frame = frame[["score", *[c for c in frame.columns if c != "score"]]]
+    blocks.append(Table("transfer_datasets", frame, frame.replace(labels),
+                        caption="P(selection beats random), across datasets"))
+    return Section("Model selection transfer", blocks)
+
+
+def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
+    title = "Latent traversals"
+    if rank_by is None:
+        rank_by = next((m for m in ("mean.dci.disentanglement", *metrics) if m in metrics), None)
+    if rank_by is None:
+        return Section(title, [Missing("no metric to rank the runs by.")])
+    if rank_by not in table.columns or table[rank_by].isna().all():
+        raise DisbenchError(f"--rank-by {rank_by}: no run has that score; scores: "
+                            f"{', '.join(metrics)}")
+    ranked = stats.rank_runs(table, rank_by)
+    blocks: list = [Text(
+        f"The best, median and worst run of each model by {labels.get(rank_by, rank_by)} "
+        f"(`{rank_by}`). Each image decodes one observation's mean code with one latent "
+        "swept over [-2, 2] per row.")]
+    missing = []
+    for row in ranked.itertuples(index=False):
+        root = study_roots.get(row.study)
+        source = root / row.run_id / "traversal.png" if root is not None else None
+        caption = (f"{row.dataset}, {row.model}, {row.which}: `{row.run_id}` "
+                   f"({labels.get(rank_by, rank_by)} {row.value:.3g})")
+        if source is None or not source.is_file():
+            missing.append(row.run_id)
+            continue
+        target = out / "traversals" / f"{row.run_id}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+        blocks.append(Figure(target, caption))
+    blocks.append(Table("traversal_runs", ranked, ranked.assign(value=ranked["value"].round(4)),
+                        caption=f"Best, median and worst run per model by {rank_by}"))
+    if missing:
+        blocks.append(Missing(f"no traversal.png for {len(missing)} run(s) (imported "
+                              f"results or runs stored elsewhere): {', '.join(missing[:6])}"
+                              + (" ..." if len(missing) > 6 else "")))
+    return Section(title, blocks)
+
+
+def build_report(table: pd.DataFrame, out: Path, *, title: str,
+                 skipped: list[Skipped] | None = None,
+                 study_roots: Mapping[str, Path] | None = None,
+                 eval_settings: str | None = None, rank_by: str | None = None) -> list[Path]:
+    """Write the report of ``table`` (completed runs) into ``out``; the files written."""
+    if not len(table):
+        raise DisbenchError("no completed run to report on.")
+    table = select_settings(table, eval_settings)
+    labels = _labels()
+    metrics = stats.present(table, [c for c, _ in stats.METRICS])
+    unsup = stats.present(table, [c for c, _, _ in stats.UNSUPERVISED])
+    unsup_rules = [(c, 1.0 if better == "higher" else -1.0)
+                   for c, _, better in stats.UNSUPERVISED if better and c in unsup]
+    out.mkdir(parents=True, exist_ok=True)
+    fig_dir = out / "figures"
+    for folder in ("figures", "tables", "traversals"):  # nothing stale from an older build
+        shutil.rmtree(out / folder, ignore_errors=True)
+    strength, tc = _strength(table, metrics, labels, fig_dir)
+    sections = [
+        _overview(table, skipped or []),
+        _summary(table, metrics, unsup, labels),
+        _correlations(table, metrics, labels, fig_dir),
+        _distributions(table, metrics, unsup, labels, fig_dir),
+        strength,
+        tc,
+        _variance(table, metrics, unsup, labels, fig_dir),
+        _unsupervised(table, metrics, unsup, labels, fig_dir),
+        _transfer(table, metrics, unsup_rules, labels, fig_dir),
+        _traversals(table, metrics, rank_by, labels, out, dict(study_roots or {})),
+    ]
+    return write_document(title, sections, out)

@@ -1,0 +1,54 @@
+"""`disbench report SOURCE... [--out DIR] [--eval NAME] [--rank-by SCORE]`: the study's
+comparison report.
+
+Reads the sources as `disbench aggregate` does (studies, .parquet tables, disentanglement_lib
+.json results) and writes report.md, a self-contained report.html, the figures (PNG) and the
+tables (CSV and LaTeX) into DIR (default: `<results>/<study>/report/`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from disbench.aggregate.cli import collect, default_results, print_outcome
+from disbench.errors import DisbenchError
+
+USAGE = ("disbench report SOURCE... [--results DIR] [--out DIR] [--eval NAME_OR_KEY] "
+         "[--rank-by SCORE]")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise DisbenchError(f"{message}\nusage: {USAGE}")
+
+
+def main(argv: list[str]) -> int:
+    parser = _Parser(prog="disbench report", usage=USAGE, description=__doc__.split("\n\n")[1])
+    parser.add_argument("sources", nargs="+", metavar="SOURCE",
+                        help="a study name or folder, a .parquet table, or disentanglement_lib "
+                             "aggregated results (.json)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="the results root (default: $DISBENCH_RESULTS, else ./results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the report folder (default: <results>/<study>/report)")
+    parser.add_argument("--eval", default=None, metavar="NAME_OR_KEY",
+                        help="report only the runs scored with these metric settings (a preset "
+                             "name or an eval_key); needed when the runs mix settings")
+    parser.add_argument("--rank-by", default=None, metavar="SCORE",
+                        help="the score that picks the best, median and worst runs for the "
+                             "traversals (default: mean.dci.disentanglement)")
+    args = parser.parse_args(argv)
+    from disbench.report.build import build_report
+
+    collected = collect(args.sources, args.results or default_results())
+    print_outcome(collected, sys.stderr)
+    out = args.out or collected.default_dir / collected.name / "report"
+    written = build_report(collected.aggregate.table, out, title=f"disbench report: "
+                           f"{collected.name}", skipped=collected.aggregate.skipped,
+                           study_roots=collected.study_roots, eval_settings=args.eval,
+                           rank_by=args.rank_by)
+    print(f"wrote {written[0]} and {written[1]} ({len(written) - 2} tables, figures in "
+          f"{out / 'figures'})")
+    return 0
