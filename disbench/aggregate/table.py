@@ -77,8 +77,10 @@ def strength_of(model: str) -> str | None:
 
 
 def _number(value):
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else value
+    """Numbers as floats, lists (e.g. Adam betas) as JSON text: one scalar per cell."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def run_row(status: dict, metrics: dict) -> dict:

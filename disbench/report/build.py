@@ -60,11 +60,13 @@ def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
     counts = (table.groupby(["dataset", "model"]).size().unstack(fill_value=0)
               .reset_index().rename(columns={"dataset": "dataset \\ model"}))
     seeds = table.groupby(["dataset", "model"])["seed"].nunique()
+    seed_range = (f"{seeds.min()}" if seeds.min() == seeds.max()
+                  else f"{seeds.min()}-{seeds.max()}")
     lines = [
         f"{len(table)} runs from {', '.join(sorted(table['study'].unique()))} "
         f"({', '.join(sorted(table['source'].unique()))}): "
         f"{table['dataset'].nunique()} dataset(s), {table['model'].nunique()} model(s), "
-        f"{int(seeds.min())}-{int(seeds.max())} seed(s) per dataset and model.",
+        f"{seed_range} seed(s) per dataset and model.",
         "Training length: " + ", ".join(
             f"{int(s):,} steps ({100 * s / REFERENCE_STEPS:.3g}% of the study's "
             f"{REFERENCE_STEPS:,})" for s in steps) + "."
@@ -89,17 +91,26 @@ def _summary(table, metrics, unsup, labels) -> Section:
                          "runs (all hyperparameter values and seeds) of each model. The CSV "
                          "holds every score; the page shows the study's metrics and the "
                          "unsupervised scores.")]
-    shown_cols = metrics + unsup
-    if not shown_cols:
+    if not metrics + unsup:
         blocks.append(Missing("no scores to summarise."))
     for dataset in sorted(table["dataset"].unique()):
-        part = long[(long["dataset"] == dataset) & long["score"].isin(shown_cols)]
-        wide = part.assign(cell=[f"{m:.3g} [{a:.3g}, {b:.3g}]" for m, a, b in
-                                 zip(part["median"], part["q25"], part["q75"])])
-        wide = wide.pivot(index="model", columns="score", values="cell")
-        wide = wide[[c for c in shown_cols if c in wide.columns]].rename(columns=labels)
-        blocks.append(Table(f"summary_{_slug(dataset)}", long[long["dataset"] == dataset],
-                            wide.reset_index(), caption=f"{dataset}: median [IQR]"))
+        mine = long[long["dataset"] == dataset]
+        # metrics lie in [0, 1]: two decimals; losses and TC: three significant digits
+        cells = mine.assign(cell=[
+            f"{m:.2f} [{a:.2f}, {b:.2f}]" if score in metrics else
+            f"{m:.3g} [{a:.3g}, {b:.3g}]" for score, m, a, b in
+            zip(mine["score"], mine["median"], mine["q25"], mine["q75"])])
+        wide = cells.pivot(index="model", columns="score", values="cell")
+        # two tables on the page (narrow enough to read), one CSV with every score
+        for name, columns, what in ((f"summary_{_slug(dataset)}", metrics, "metrics"),
+                                    (f"summary_unsupervised_{_slug(dataset)}", unsup,
+                                     "unsupervised scores")):
+            if not columns:
+                continue
+            shown = wide[columns].rename(columns=labels).reset_index()
+            frame = mine if what == "metrics" else mine[mine["score"].isin(columns)]
+            blocks.append(Table(name, frame, shown,
+                                caption=f"{dataset}, {what}: median [IQR]"))
     if not metrics:
         blocks.append(Missing("no disentanglement metric scores: the runs were trained with "
                               "`eval=none`. Score them with `disbench eval STUDY_DIR`."))
@@ -167,8 +178,9 @@ def _strength(table, metrics, labels, fig_dir) -> tuple[Section, Section]:
         note = Missing(f"models without a regularisation strength: {', '.join(unswept)}.")
         score_sec.blocks.append(note)
         tc_sec.blocks.append(note)
-    trend_table = Table("strength_trend", trend, caption="Median, min and max over seeds per "
-                        "regularisation strength")
+    trend_table = Table("strength_trend", trend, trend.replace({"score": labels}),
+                        caption="Median, min and max over seeds per regularisation strength",
+                        on_page=False)
     if metrics:
         for dataset in sorted(swept["dataset"].unique()):
             part = trend[trend["dataset"] == dataset]
@@ -288,13 +300,15 @@ def _transfer(table, metrics, unsup_rules, labels, fig_dir) -> Section:
 
 def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
     title = "Latent traversals"
+    if rank_by is None:  # a metric if there is one, else the ELBO (the text says which)
+        candidates = ("mean.dci.disentanglement", *metrics, "train.elbo")
+        rank_by = next((c for c in candidates if c in stats.present(table, [c])), None)
     if rank_by is None:
-        rank_by = next((m for m in ("mean.dci.disentanglement", *metrics) if m in metrics), None)
-    if rank_by is None:
-        return Section(title, [Missing("no metric to rank the runs by.")])
+        return Section(title, [Missing("no score to rank the runs by.")])
     if rank_by not in table.columns or table[rank_by].isna().all():
+        scores = [c for c in table.columns if c.startswith(("mean.", "sampled.", "train."))]
         raise DisbenchError(f"--rank-by {rank_by}: no run has that score; scores: "
-                            f"{', '.join(metrics)}")
+                            f"{', '.join(scores) or 'none'}")
     ranked = stats.rank_runs(table, rank_by)
     blocks: list = [Text(
         f"The best, median and worst run of each model by {labels.get(rank_by, rank_by)} "
@@ -315,7 +329,8 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
             shutil.copyfile(source, target)
         blocks.append(Figure(target, caption))
     blocks.append(Table("traversal_runs", ranked, ranked.assign(value=ranked["value"].round(4)),
-                        caption=f"Best, median and worst run per model by {rank_by}"))
+                        caption=f"Best, median and worst run per model by "
+                                f"{labels.get(rank_by, rank_by)}"))
     if missing:
         blocks.append(Missing(f"no traversal.png for {len(missing)} run(s) (imported "
                               f"results or runs stored elsewhere): {', '.join(missing[:6])}"

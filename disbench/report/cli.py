@@ -38,7 +38,8 @@ def main(argv: list[str]) -> int:
                              "name or an eval_key); needed when the runs mix settings")
     parser.add_argument("--rank-by", default=None, metavar="SCORE",
                         help="the score that picks the best, median and worst runs for the "
-                             "traversals (default: mean.dci.disentanglement)")
+                             "traversals, a table column (default: mean.dci.disentanglement; "
+                             "without metrics: train.elbo)")
     args = parser.parse_args(argv)
     from disbench.report.build import build_report
 

@@ -33,6 +33,7 @@ class Table:
     frame: pd.DataFrame  # written to CSV in full
     shown: pd.DataFrame | None = None  # what the document shows (strings); default: frame
     caption: str = ""
+    on_page: bool = True  # False: only linked (a long table that the figures already show)
 
 
 @dataclass
@@ -113,7 +114,8 @@ def render_markdown(title: str, sections: list[Section], root: Path) -> str:
                 if block.caption:
                     out += [f"*{block.caption}* ([CSV](tables/{block.name}.csv), "
                             f"[LaTeX](tables/{block.name}.tex))", ""]
-                out += [to_markdown_table(_shown(block)), ""]
+                if block.on_page:
+                    out += [to_markdown_table(_shown(block)), ""]
             elif isinstance(block, Figure):
                 rel = block.path.relative_to(root).as_posix()
                 out += [f"![{block.caption}]({rel})", "", f"*{block.caption}*", ""]
@@ -172,12 +174,15 @@ def render_html(title: str, sections: list[Section], root: Path) -> str:
                 out.append(f'<p class="missing"><strong>Missing:</strong> '
                            f"{_inline(block.text)}</p>")
             elif isinstance(block, Table):
-                if block.caption:
-                    out.append(f'<p class="caption">{_inline(block.caption)}</p>')
-                out.append(_html_table(_shown(block)))
+                links = (f' (<a href="tables/{block.name}.csv">CSV</a>, '
+                         f'<a href="tables/{block.name}.tex">LaTeX</a>)')
+                out.append(f'<p class="caption">{_inline(block.caption)}{links}</p>')
+                if block.on_page:
+                    out.append(_html_table(_shown(block)))
             elif isinstance(block, Figure):
                 data = base64.b64encode(block.path.read_bytes()).decode()
-                out.append(f'<figure><img alt="{html.escape(block.caption)}" '
+                alt = html.escape(re.sub(r"[`*]", "", block.caption))
+                out.append(f'<figure><img alt="{alt}" '
                            f'src="data:image/png;base64,{data}"><figcaption>'
                            f"{_inline(block.caption)}</figcaption></figure>")
     out.append("</body></html>\n")

@@ -46,16 +46,18 @@ def present(table: pd.DataFrame, columns) -> list[str]:
     return [c for c in columns if c in table.columns and table[c].notna().any()]
 
 
+def _setting_text(value) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:g}"
+    return "" if value is None or value is pd.NA else str(value)
+
+
 def hyper_setting(table: pd.DataFrame) -> pd.Series:
     """One label per run for its model's hyperparameter values (all ``hp.*`` columns)."""
     hp = sorted(c for c in table.columns if c.startswith("hp."))
-    if not hp:
-        return pd.Series("", index=table.index)
-    parts = [c[3:] + "=" + table[c].map(lambda v: "" if pd.isna(v) else f"{v:g}"
-                                        if isinstance(v, float) else str(v)) for c in hp]
-    label = parts[0]
-    for p in parts[1:]:
-        label = label + "," + p
+    label = pd.Series("", index=table.index)
+    for c in hp:
+        label = label + "," + c[3:] + "=" + table[c].map(_setting_text)
     return label
 
 
@@ -83,17 +85,16 @@ def rank_correlations(table: pd.DataFrame, rows: list[str], columns: list[str]
     constant or has fewer than 3 runs with both values."""
     out = {}
     for dataset, group in table.groupby("dataset", sort=True):
-        ranks = group[sorted(set(rows) | set(columns))].rank()
         matrix = pd.DataFrame(np.nan, index=rows, columns=columns)
         for r in rows:
             for c in columns:
-                pair = ranks[[r, c]].dropna() if r != c else ranks[[r]].dropna()
+                pair = group[[r]].dropna() if r == c else group[[r, c]].dropna()
                 if len(pair) < 3:
                     continue
-                if r == c:
+                if r == c:  # ranked over the runs that have both scores
                     matrix.loc[r, c] = 1.0 if pair[r].nunique() > 1 else np.nan
                     continue
-                a, b = pair[r].to_numpy(), pair[c].to_numpy()
+                a, b = pair[r].rank().to_numpy(), pair[c].rank().to_numpy()
                 if a.std() == 0 or b.std() == 0:
                     continue
                 matrix.loc[r, c] = float(np.corrcoef(a, b)[0, 1])
