@@ -1,9 +1,9 @@
-# disbench: make setup, make test, make lint, make bench
+# disbench: make setup, make test, make lint, make bench, make report
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test test-fast lint bench
+.PHONY: setup test test-fast lint bench report study
 
 setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable) + test tools
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,11 @@ lint:
 
 bench:  ## benchmarks; results go to docs/benchmarks.md by hand, with date and machine
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+report:  ## the committed study's table and report, from its stored runs (results/quick-dsprites)
+	$(VENV)/bin/disbench aggregate quick-dsprites --results results
+	$(VENV)/bin/disbench report quick-dsprites --results results
+
+study:  ## train the committed study again (~90 min on 2 CPU cores), then make report
+	DISBENCH_RESULTS=results $(VENV)/bin/disbench sweep quick-dsprites
+	$(MAKE) report

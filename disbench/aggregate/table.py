@@ -9,7 +9,7 @@ Columns (docs/results-format.md, "The aggregated table"), in this order:
 - status: ``state``, ``step``, ``attempts``, ``device``, ``host``;
 - timings: ``started_at``, ``finished_at``, ``duration_s`` (Unix times, seconds);
 - evaluation settings: ``eval_settings`` (the preset's name) and ``eval_key`` (a hash of
-  the complete settings and seed: two runs are comparable when their keys are equal);
+  the complete settings but the seed: two runs are comparable when their keys are equal);
 - ``train.<term>``: the loss terms at the last step;
 - ``mean.<metric>.<score>`` and ``sampled.<metric>.<score>``: the metric scores on the
   mean and the sampled representation.
@@ -61,9 +61,11 @@ class Aggregate:
 
 
 def eval_key(settings: dict | None) -> str | None:
-    """A short hash of complete evaluation settings (seed included)."""
+    """A short hash of complete evaluation settings. The seed is left out: each run is
+    scored with its own seed (its training seed), as part of what varies between runs."""
     if not settings:
         return None
+    settings = {k: v for k, v in settings.items() if k != "seed"}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -211,9 +213,9 @@ def combine(parts: list[Aggregate]) -> Aggregate:
         table = sort_rows(table[ordered_columns(table.columns)])
     else:
         table = parts[0].table
-    keys = table[["study", "run_id"]].astype(str).agg("/".join, axis=1)
-    if keys.duplicated().any():
-        dup = ", ".join(sorted(set(keys[keys.duplicated()]))[:5])
+    twice = table.duplicated(["study", "run_id"])
+    if twice.any():
+        dup = ", ".join(sorted(set(table["study"][twice] + "/" + table["run_id"][twice]))[:5])
         raise DisbenchError(f"the same run appears twice in the sources: {dup}; aggregate each "
                             f"study once.")
     return Aggregate(table, [s for p in parts for s in p.skipped])

@@ -31,7 +31,8 @@ def write_run(root: Path, study: str, run_id: str, *, model: str = "betavae",
         status.update(finished_at=1012.5, duration_s=12.5)
     (path / "status.json").write_text(json.dumps(status))
     if state == "completed":
-        metrics = {"train": train or {}, "eval": eval_settings or FAST}
+        # as real runs: each scored with its own seed
+        metrics = {"train": train or {}, "eval": {**(eval_settings or FAST), "seed": seed}}
         if mean is not None:
             metrics["mean"] = mean
             metrics["sampled"] = sampled or {}
