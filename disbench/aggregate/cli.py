@@ -89,18 +89,24 @@ def print_outcome(collected: Collected, stream=sys.stdout) -> None:
               + ". The eval_settings and eval_key columns tell them apart.", file=stream)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise DisbenchError(f"{message}\nusage: {USAGE}")
+def source_parser(prog: str, usage: str, description: str) -> argparse.ArgumentParser:
+    """A parser taking SOURCE... and --results, whose errors end in one DisbenchError."""
 
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise DisbenchError(f"{message}\nusage: {usage}")
 
-def main(argv: list[str]) -> int:
-    parser = _Parser(prog="disbench aggregate", usage=USAGE, description=__doc__.split("\n\n")[1])
+    parser = Parser(prog=prog, usage=usage, description=description)
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
                         help="a study name or folder, a .parquet table, or disentanglement_lib "
                              "aggregated results (.json)")
     parser.add_argument("--results", type=Path, default=None,
                         help="the results root (default: $DISBENCH_RESULTS, else ./results)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = source_parser("disbench aggregate", USAGE, __doc__.split("\n\n")[1])
     parser.add_argument("--out", type=Path, default=None,
                         help="output path without suffix (default: beside the study)")
     args = parser.parse_args(argv)

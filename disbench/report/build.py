@@ -124,21 +124,33 @@ def _correlations(table, metrics, labels, fig_dir) -> Section:
     if len(metrics) < 2:
         return Section("Rank correlation between metrics",
                        blocks + [Missing("fewer than two metrics were scored.")])
-    matrices = stats.rank_correlations(table, metrics, metrics)
-    frames = []
-    for dataset, matrix in matrices.items():
-        frames.append(matrix.rename_axis("score").reset_index().assign(dataset=dataset))
-        blocks.append(Figure(figures.heatmap(matrix, fig_dir / f"rank_corr_{_slug(dataset)}.png",
-                                             f"{dataset}: Spearman rank correlation", labels),
-                             f"{dataset}: Spearman rank correlation between metrics"))
-    blocks.append(Table("rank_correlation_metrics", _dataset_first(pd.concat(frames)),
-                        _dataset_first(pd.concat(frames)).rename(columns=labels).replace(labels),
-                        caption="Spearman rank correlation between metrics"))
+    blocks += _matrices(stats.rank_correlations(table, metrics, metrics), key="dataset",
+                        rows="score", stem="rank_corr", title="{name}: Spearman rank correlation",
+                        caption="{name}: Spearman rank correlation between metrics",
+                        table="rank_correlation_metrics",
+                        table_caption="Spearman rank correlation between metrics",
+                        labels=labels, fig_dir=fig_dir)
     return Section("Rank correlation between metrics", blocks)
 
 
-def _dataset_first(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[["dataset", *[c for c in frame.columns if c != "dataset"]]]
+def _matrices(matrices: dict[str, pd.DataFrame], *, key: str, rows: str, stem: str,
+              title: str, caption: str, table: str, table_caption: str, labels, fig_dir,
+              **heatmap) -> list:
+    """A heatmap per matrix ({key value: matrix}) and one table stacking them all, the key
+    (dataset or score) as its first column. ``title``/``caption`` format with ``{name}``."""
+    blocks: list = []
+    frames = []
+    for name, matrix in matrices.items():
+        frames.append(matrix.rename_axis(rows).reset_index().assign(**{key: name}))
+        shown_name = labels.get(name, name)
+        blocks.append(Figure(figures.heatmap(matrix, fig_dir / f"{stem}_{_slug(name)}.png",
+                                             title.format(name=shown_name), labels, **heatmap),
+                             caption.format(name=shown_name)))
+    frame = pd.concat(frames)
+    frame = frame[[key, *[c for c in frame.columns if c != key]]]
+    blocks.append(Table(table, frame, frame.rename(columns=labels).replace(labels),
+                        caption=table_caption))
+    return blocks
 
 
 def _distributions(table, metrics, unsup, labels, fig_dir) -> Section:
@@ -241,17 +253,13 @@ def _unsupervised(table, metrics, unsup, labels, fig_dir) -> Section:
     if not metrics or not unsup:
         return Section("Unsupervised scores against metrics",
                        blocks + [Missing("needs both metric scores and unsupervised scores.")])
-    frames = []
-    for dataset, matrix in stats.rank_correlations(table, unsup, metrics).items():
-        frames.append(matrix.rename_axis("score").reset_index().assign(dataset=dataset))
-        blocks.append(Figure(figures.heatmap(
-            matrix, fig_dir / f"unsupervised_{_slug(dataset)}.png",
-            f"{dataset}: unsupervised scores vs metrics", labels),
-            f"{dataset}: rank correlation of unsupervised scores with metrics"))
-    frame = _dataset_first(pd.concat(frames))
-    blocks.append(Table("rank_correlation_unsupervised", frame,
-                        frame.rename(columns=labels).replace(labels),
-                        caption="Spearman rank correlation, unsupervised scores vs metrics"))
+    blocks += _matrices(stats.rank_correlations(table, unsup, metrics), key="dataset",
+                        rows="score", stem="unsupervised",
+                        title="{name}: unsupervised scores vs metrics",
+                        caption="{name}: rank correlation of unsupervised scores with metrics",
+                        table="rank_correlation_unsupervised",
+                        table_caption="Spearman rank correlation, unsupervised scores vs "
+                                      "metrics", labels=labels, fig_dir=fig_dir)
     return Section("Unsupervised scores against metrics", blocks)
 
 
@@ -268,33 +276,25 @@ def _transfer(table, metrics, unsup_rules, labels, fig_dir) -> Section:
             "needs metric scores and a model trained with two or more hyperparameter "
             "values.")])
     sources = [(m, 1.0) for m in metrics] + unsup_rules
-    frames = []
-    for dataset, matrix in stats.selection_transfer(table, sources, metrics).items():
-        frames.append(matrix.rename_axis("selected_by").reset_index().assign(dataset=dataset))
-        blocks.append(Figure(figures.heatmap(
-            matrix, fig_dir / f"transfer_metrics_{_slug(dataset)}.png",
-            f"{dataset}: P(selection beats random)", labels, vmin=0, vmax=1, cmap="viridis",
-            xlabel="judged by", ylabel="selected by"),
-            f"{dataset}: selection by one score, judged by another"))
-    frame = _dataset_first(pd.concat(frames))
-    blocks.append(Table("transfer_metrics", frame, frame.rename(columns=labels).replace(labels),
-                        caption="P(selection beats random), across metrics"))
+    probability = {"vmin": 0.0, "vmax": 1.0, "cmap": "viridis", "labels": labels,
+                   "fig_dir": fig_dir}
+    blocks += _matrices(stats.selection_transfer(table, sources, metrics), key="dataset",
+                        rows="selected_by", stem="transfer_metrics",
+                        title="{name}: P(selection beats random)",
+                        caption="{name}: selection by one score, judged by another",
+                        table="transfer_metrics",
+                        table_caption="P(selection beats random), across metrics",
+                        xlabel="judged by", ylabel="selected by", **probability)
     if table["dataset"].nunique() < 2:
         blocks.append(Missing("transfer across datasets needs runs on two or more datasets."))
         return Section("Model selection transfer", blocks)
-    across = stats.selection_transfer(table, [], metrics, across="datasets")
-    frames = []
-    for metric, matrix in across.items():
-        frames.append(matrix.rename_axis("selected_on").reset_index().assign(score=metric))
-        blocks.append(Figure(figures.heatmap(
-            matrix, fig_dir / f"transfer_datasets_{_slug(metric)}.png",
-            f"{labels.get(metric, metric)}: P(selection beats random)", labels, vmin=0, vmax=1,
-            cmap="viridis", xlabel="judged on", ylabel="selected on"),
-            f"{labels.get(metric, metric)}: selection on one dataset, judged on another"))
-    frame = pd.concat(frames)
-    frame = frame[["score", *[c for c in frame.columns if c != "score"]]]
-    blocks.append(Table("transfer_datasets", frame, frame.replace(labels),
-                        caption="P(selection beats random), across datasets"))
+    blocks += _matrices(stats.selection_transfer(table, [], metrics, across="datasets"),
+                        key="score", rows="selected_on", stem="transfer_datasets",
+                        title="{name}: P(selection beats random)",
+                        caption="{name}: selection on one dataset, judged on another",
+                        table="transfer_datasets",
+                        table_caption="P(selection beats random), across datasets",
+                        xlabel="judged on", ylabel="selected on", **probability)
     return Section("Model selection transfer", blocks)
 
 

@@ -8,29 +8,17 @@ tables (CSV and LaTeX) into DIR (default: `<results>/<study>/report/`).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from disbench.aggregate.cli import collect, default_results, print_outcome
-from disbench.errors import DisbenchError
+from disbench.aggregate.cli import collect, default_results, print_outcome, source_parser
 
 USAGE = ("disbench report SOURCE... [--results DIR] [--out DIR] [--eval NAME_OR_KEY] "
          "[--rank-by SCORE]")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise DisbenchError(f"{message}\nusage: {USAGE}")
-
-
 def main(argv: list[str]) -> int:
-    parser = _Parser(prog="disbench report", usage=USAGE, description=__doc__.split("\n\n")[1])
-    parser.add_argument("sources", nargs="+", metavar="SOURCE",
-                        help="a study name or folder, a .parquet table, or disentanglement_lib "
-                             "aggregated results (.json)")
-    parser.add_argument("--results", type=Path, default=None,
-                        help="the results root (default: $DISBENCH_RESULTS, else ./results)")
+    parser = source_parser("disbench report", USAGE, __doc__.split("\n\n")[1])
     parser.add_argument("--out", type=Path, default=None,
                         help="the report folder (default: <results>/<study>/report)")
     parser.add_argument("--eval", default=None, metavar="NAME_OR_KEY",
