@@ -3,8 +3,10 @@
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -128,3 +130,29 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path, data_dir):
     runs = statuses(tmp_path, "pair")
     assert len(runs) == 4 and all(s["state"] == "completed" for s in runs.values())
     assert all(s["attempts"] == 1 for s in runs.values())  # nobody trained a run twice
+
+
+def test_ctrl_c_stops_a_local_sweep(tmp_path, data_dir):
+    """Ctrl-C (SIGINT to the process group) ends the sweep: the run in progress is stored
+    as interrupted, the runs not started are not started, and the next sweep finishes."""
+    spec = tmp_path / "long.yaml"
+    spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "  model: betavae\nblocks:\n  - seed: range(0, 4)\n"
+                    "overrides: [trainer=smoke, trainer.max_steps=100000, eval=none]\n")
+    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "disbench.cli", "sweep", str(spec)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    def training() -> bool:  # a run has logged a step
+        return (tmp_path / "long").exists() and any(
+            (p / "losses.csv").exists() for p in (tmp_path / "long").iterdir())
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not training():
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "interrupted: runs not started are left for the next `disbench sweep`" in err
+    states = Counter(s["state"] for s in statuses(tmp_path, "long").values())
+    assert states == {"interrupted": 1}, (states, out, err)

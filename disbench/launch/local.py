@@ -39,11 +39,12 @@ def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]
     counts = {"completed": 0, "failed": 0, "busy": 0, "interrupted": 0, "skipped": 0}
     failures = []
     start = time.time()
-    with ThreadPoolExecutor(workers) as pool:
-        futures = {}
-        for run in runs:
-            log = str(run.run_dir.path / "train.log")
-            futures[pool.submit(_in_fresh_process, run.overrides, log, threads)] = run
+    pool = ThreadPoolExecutor(workers)
+    futures = {}
+    for run in runs:
+        log = str(run.run_dir.path / "train.log")
+        futures[pool.submit(_in_fresh_process, run.overrides, log, threads)] = run
+    try:
         for done, future in enumerate(as_completed(futures), 1):
             run = futures[future]
             try:
@@ -55,6 +56,14 @@ def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]
                 failures.append((run.run_id, reason))
             print(f"[{done}/{len(runs)} {time.time() - start:6.0f}s] {state:11s} {run.run_id}  "
                   + "  ".join(f"{k}={v}" for k, v in counts.items() if v), flush=True)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the workers too: their runs stop at the next step, stored as
+        # interrupted; the runs not started yet are not started.
+        pool.shutdown(wait=False, cancel_futures=True)
+        print("interrupted: runs not started are left for the next `disbench sweep`; the "
+              "interrupted ones resume from their last checkpoint.", file=sys.stderr)
+        raise
+    pool.shutdown()
     print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     for run_id, reason in failures:
         print(f"  failed {run_id}: {reason}", file=sys.stderr)
