@@ -156,3 +156,30 @@ def test_ctrl_c_stops_a_local_sweep(tmp_path, data_dir):
     assert "interrupted: runs not started are left for the next `disbench sweep`" in err
     states = Counter(s["state"] for s in statuses(tmp_path, "long").values())
     assert states == {"interrupted": 1}, (states, out, err)
+
+
+WORKER_EXIT = """
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+def scored_task():
+    from joblib import Parallel, delayed  # as DCI and the downstream task use it
+    from disbench.launch import task
+    Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4))
+    task._stop_joblib_workers()
+    return "done"
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as one:
+        print(one.submit(scored_task).result())
+"""
+
+
+def test_a_sweep_worker_exits_once_its_run_is_done(tmp_path):
+    """joblib's idle workers would hold a sweep worker's exit for 300 s after every scored
+    run (a multiprocessing child waits for its children); the task stops them."""
+    script = tmp_path / "worker_exit.py"
+    script.write_text(WORKER_EXIT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr

@@ -34,5 +34,15 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
     except Exception as err:  # recorded in the store by run(); reported, sweep carries on
         return "failed", f"{type(err).__name__}: {err}"
     finally:
+        _stop_joblib_workers()
         if log:
             log.close()
+
+
+def _stop_joblib_workers() -> None:
+    """Stop the worker processes joblib keeps for reuse (DCI and the downstream task use
+    them): they idle for 300 s, and a multiprocessing child waits for its children when
+    it exits, so a sweep worker would sit out those 300 s after every scored run."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)
