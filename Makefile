@@ -11,7 +11,7 @@ setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 
-test:  ## the whole suite (~10 min on 2 cores)
+test:  ## the whole suite (~15 min on 2 cores)
 	$(PY) -m pytest -q
 
 test-fast:  ## everything but the slow tests
