@@ -134,7 +134,7 @@ def test_committed_report_is_what_the_committed_runs_give(tmp_path):
     tables and the same report.md."""
     results = tmp_path / "results"
     shutil.copytree(COMMITTED, results / "quick-dsprites",
-                    ignore=shutil.ignore_patterns("report"))
+                    ignore=shutil.ignore_patterns("report", "checkpoints"))
     out = disbench(["report", "quick-dsprites", "--results", str(results)], tmp_path)
     assert out.returncode == 0, out.stderr
     built, committed = digest(results / "quick-dsprites" / "report"), digest(COMMITTED / "report")
