@@ -142,7 +142,9 @@ def test_ctrl_c_stops_a_local_sweep(tmp_path, data_dir):
     env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "disbench.cli", "sweep", str(spec)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # a shell's background job ignores SIGINT, and children inherit it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def training() -> bool:  # a run has logged a step
         return (tmp_path / "long").exists() and any(
             (p / "losses.csv").exists() for p in (tmp_path / "long").iterdir())
