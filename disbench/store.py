@@ -66,6 +66,18 @@ def _slurm_task() -> str | None:
     return f"{job}_{task}" if job and task else job
 
 
+def study_dir(results: Path, study: str) -> Path:
+    """``<results>/<study>``; a missing study lists the studies there."""
+    root = Path(results) / study
+    if not root.is_dir():
+        results = Path(results)
+        found = sorted(p.name for p in results.iterdir() if p.is_dir()
+                       and not p.name.startswith(".")) if results.is_dir() else []
+        raise DisbenchError(f"no study '{study}' under {results}; studies there: "
+                            f"{', '.join(found) or 'none'}")
+    return root
+
+
 class RunDir:
     """Paths and state of one run's directory."""
 

@@ -21,10 +21,11 @@ from disbench.aggregate.table import (
     mixed_settings,
     read_study,
     read_table,
-    study_dir,
     write_table,
 )
 from disbench.errors import DisbenchError
+from disbench.launch.status import default_results
+from disbench.store import study_dir
 
 USAGE = "disbench aggregate SOURCE... [--results DIR] [--out STEM]"
 
@@ -35,10 +36,6 @@ class Collected:
     name: str                     # the sources' names joined by "+"
     study_roots: dict[str, Path]  # study -> folder of its run directories
     default_dir: Path             # where outputs go by default
-
-
-def default_results() -> Path:
-    return Path(os.environ.get("DISBENCH_RESULTS") or "results")
 
 
 def _read_source(source: str, results: Path) -> tuple[Aggregate, str, Path | None, Path]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,16 +157,6 @@ def read_run(run: store.RunDir, study: str) -> dict | Skipped:
                        f"status.json or metrics.json lacks a field: {err!r}")
 
 
-def study_dir(results: Path, study: str) -> Path:
-    root = results / study
-    if not root.is_dir():
-        found = sorted(p.name for p in results.iterdir() if p.is_dir()
-                       and not p.name.startswith(".")) if results.is_dir() else []
-        raise DisbenchError(f"no study '{study}' under {results}; studies there: "
-                            f"{', '.join(found) or 'none'}")
-    return root
-
-
 def read_study(root: Path) -> Aggregate:
     """Every run under a study directory (the subdirectories holding a status.json)."""
     study = root.name
@@ -269,6 +258,3 @@ def read_table(path: Path) -> pd.DataFrame:
                             f"`disbench aggregate STUDY`.")
     return table
 
-
-def is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA

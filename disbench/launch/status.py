@@ -7,7 +7,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from disbench import store
-from disbench.errors import DisbenchError
 from disbench.launch.state import STATES, run_state
 
 
@@ -16,11 +15,7 @@ def default_results() -> Path:
 
 
 def study_runs(results: Path, study: str) -> list[store.RunDir]:
-    root = results / study
-    if not root.is_dir():
-        found = sorted(p.name for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
-        raise DisbenchError(f"no study '{study}' under {results}; studies there: "
-                            f"{', '.join(found) or 'none'}")
+    root = store.study_dir(results, study)
     return [store.RunDir(p) for p in sorted(root.iterdir())
             if p.is_dir() and (p / "status.json").exists()]
 

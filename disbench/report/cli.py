@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from disbench.aggregate.cli import collect, default_results, print_outcome, source_parser
+from disbench.aggregate.cli import collect, print_outcome, source_parser
+from disbench.launch.status import default_results
 
 USAGE = ("disbench report SOURCE... [--results DIR] [--out DIR] [--eval NAME_OR_KEY] "
          "[--rank-by SCORE]")
