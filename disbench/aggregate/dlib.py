@@ -14,6 +14,12 @@ become one row of the table described in ``disbench.aggregate.table``.
 "elbo" as ``-elbo`` of its tensor ``elbo = reconstruction + KL``, so the stored value is
 already the ELBO, as disbench's ``train.elbo`` is. ``train_results.global_step`` is not kept
 (FactorVAE's two optimisers both advance it).
+
+The study's two downstream evaluations share ``evaluation_fn = @downstream_task`` and differ
+in ``predictor.predictor_fn`` alone; they become disbench's ``downstream.logreg_*`` and
+``downstream.gbt_*`` scores. The reference's ``num_active_dims`` is not disbench's (a count of
+active dimensions): the FactorVAE score's is the number of all dimensions, the IRS's a sum of
+code values. It is kept as ``dlib_num_active_dims``, and ``num_active_dims`` stays empty.
 """
 
 from __future__ import annotations
@@ -58,13 +64,14 @@ ARCHS = {"@conv_encoder": "locatello"}
 
 REPRESENTATIONS = {"@mean_representation": "mean", "@sampled_representation": "sampled"}
 
-# evaluation_fn -> (disbench metric, {disentanglement_lib result key: disbench score})
+# evaluation_fn -> (disbench metric, {disentanglement_lib result key: disbench score});
+# the reference's num_active_dims means another thing than disbench's (module docstring)
 METRICS = {
     "@beta_vae_sklearn": ("beta_vae", {"train_accuracy": "train_accuracy",
                                        "eval_accuracy": "eval_accuracy"}),
     "@factor_vae_score": ("factor_vae", {"train_accuracy": "train_accuracy",
                                          "eval_accuracy": "eval_accuracy",
-                                         "num_active_dims": "num_active_dims"}),
+                                         "num_active_dims": "dlib_num_active_dims"}),
     "@mig": ("mig", {"discrete_mig": "mig"}),
     "@dci": ("dci", {key: key for key in ("disentanglement", "completeness",
                                           "informativeness_train", "informativeness_test")}),
@@ -72,11 +79,15 @@ METRICS = {
     "@modularity_explicitness": ("modularity", {
         "modularity_score": "modularity", "explicitness_score_train": "explicitness_train",
         "explicitness_score_test": "explicitness_test"}),
-    "@irs": ("irs", {"IRS": "irs", "num_active_dims": "num_active_dims"}),
+    "@irs": ("irs", {"IRS": "irs", "num_active_dims": "dlib_num_active_dims"}),
     "@unsupervised_metrics": ("unsupervised", {key: key for key in (
         "gaussian_total_correlation", "gaussian_wasserstein_correlation",
         "gaussian_wasserstein_correlation_norm", "mutual_info_score")}),
 }
+
+DOWNSTREAM_FN = "@downstream_task"
+# predictor.predictor_fn -> disbench's predictor (disbench.metrics.downstream)
+PREDICTORS = {"@logistic_regression_cv": "logreg", "@gradient_boosting_classifier": "gbt"}
 
 TRAIN_TERMS = {"reconstruction_loss": "reconstruction", "kl_loss": "kl", "loss": "loss",
                "elbo": "elbo"}
@@ -86,6 +97,7 @@ NOT_EVAL_SETTINGS = {"uuid", "path", "dataset.name"}
 
 POSTPROCESS_FN = "postprocess_config.postprocess.postprocess_fn"
 EVALUATION_FN = "evaluation_config.evaluation.evaluation_fn"
+PREDICTOR_FN = "evaluation_config.predictor.predictor_fn"
 
 
 class _Unusable(Exception):
@@ -295,6 +307,33 @@ def _train_terms(results: dict) -> dict:
             if k not in NOT_TRAIN_TERMS and _is_number(v)}
 
 
+def _columns(fn: str, record: dict, results: dict) -> tuple[str, dict]:
+    """The evaluation's name (``mig``) and ``{result key: column}`` (``mig.mig``), both
+    without the representation; keys without a disbench counterpart keep their name."""
+    if fn == DOWNSTREAM_FN:
+        return _downstream_columns(record, results)
+    name, keys = METRICS.get(fn, (fn.lstrip("@"), {}))
+    return name, {k: f"{name}.{keys[k]}" if k in keys else f"{fn.lstrip('@')}.{k}"
+                  for k in results}
+
+
+def _downstream_columns(record: dict, results: dict) -> tuple[str, dict]:
+    """The downstream task by its predictor: ``10:mean_test_accuracy`` with
+    ``@logistic_regression_cv`` is disbench's ``downstream.logreg_10_mean_test_accuracy``;
+    another predictor's keys stay under the reference's name, after the predictor's
+    (``downstream_task.mlp_10:mean_test_accuracy``)."""
+    predictor = record.get(PREDICTOR_FN)
+    predictor = None if predictor is None else str(_gin(predictor))
+    if predictor in PREDICTORS:
+        kind = PREDICTORS[predictor]
+        return f"downstream.{kind}", {k: f"downstream.{kind}_{k.replace(':', '_', 1)}"
+                                      for k in results}
+    if predictor is None:
+        return "downstream_task", {k: f"downstream_task.{k}" for k in results}
+    other = predictor.lstrip("@")
+    return f"downstream_task.{other}", {k: f"downstream_task.{other}_{k}" for k in results}
+
+
 def _scores(record: dict) -> tuple[str, dict, dict]:
     """The evaluation's name (``mean.mig``), its settings and its scores as table columns."""
     results = {k: v for k, v in _section(record, "evaluation_results").items()
@@ -310,9 +349,8 @@ def _scores(record: dict) -> tuple[str, dict, dict]:
     if part is None:
         raise _Unusable("unsupported", f"postprocessing {postprocess!r} is neither of "
                         f"{', '.join(REPRESENTATIONS)}")
-    name, keys = METRICS.get(fn, (fn.lstrip("@"), {}))
-    scores = {f"{part}.{name}.{keys[k]}" if k in keys else f"{part}.{fn.lstrip('@')}.{k}":
-              float(v) for k, v in results.items()}
+    name, columns = _columns(fn, record, results)
+    scores = {f"{part}.{columns[k]}": float(v) for k, v in results.items()}
     settings = {k: v for k, v in _section(record, "evaluation_config").items()
                 if k not in NOT_EVAL_SETTINGS}
     return f"{part}.{name}", settings, scores

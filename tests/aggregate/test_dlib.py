@@ -8,11 +8,13 @@ one dict per evaluation.json, namespaced keys, gin values as strings, then
 import hashlib
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from disbench.aggregate.dlib import import_dlib
 from disbench.errors import DisbenchError
+from disbench.metrics.downstream import downstream_scores
 
 BETA_CONFIG = {
     "model.name": "'beta_vae'",
@@ -52,12 +54,14 @@ METRIC_SETTINGS = {
                           "64"},
     "@unsupervised_metrics": {"unsupervised_metrics.num_train": "10000"},
     "@irs": {"irs.num_train": "10000", "irs.diff_quantile": "0.99"},
-    "@downstream_task": {"downstream_task.num_train": "[10, 100]"},
+    "@downstream_task": {"downstream_task.num_train": "[10, 100, 1000, 10000]",
+                         "downstream_task.num_test": "5000"},
 }
 
 
-def evaluation(train_config, train_results, representation, fn, results, n=0):
-    """One row of the aggregated file: the evaluation.json of one evaluation."""
+def evaluation(train_config, train_results, representation, fn, results, n=0, **settings):
+    """One row of the aggregated file: the evaluation.json of one evaluation (``settings``:
+    more gin bindings of the evaluation, e.g. ``{"predictor.predictor_fn": ...}``)."""
     row = {f"train_config.{k}": v for k, v in train_config.items()}
     row.update({f"train_results.{k}": v for k, v in train_results.items()})
     row.update({
@@ -71,6 +75,7 @@ def evaluation(train_config, train_results, representation, fn, results, n=0):
         "evaluation_config.dataset.name": train_config["dataset.name"],
     })
     row.update({f"evaluation_config.{k}": v for k, v in METRIC_SETTINGS.get(fn, {}).items()})
+    row.update({f"evaluation_config.{k}": v for k, v in settings.items()})
     row.update({f"evaluation_results.{k}": v for k, v in results.items()})
     row.update({"evaluation_results.elapsed_time": 12.0 + n, "evaluation_results.uuid": f"ev-{n}",
                 "path": f"/dlib/{n}/metrics/{representation}/{fn[1:]}/results/aggregate/"
@@ -114,8 +119,9 @@ def two_models(tmp_path):
 
 
 SCORES = ["dci.completeness", "dci.disentanglement", "dci.informativeness_test",
-          "dci.informativeness_train", "factor_vae.eval_accuracy", "factor_vae.num_active_dims",
-          "factor_vae.train_accuracy", "mig.mig", "unsupervised.gaussian_total_correlation",
+          "dci.informativeness_train", "factor_vae.dlib_num_active_dims",
+          "factor_vae.eval_accuracy", "factor_vae.train_accuracy", "mig.mig",
+          "unsupervised.gaussian_total_correlation",
           "unsupervised.gaussian_wasserstein_correlation",
           "unsupervised.gaussian_wasserstein_correlation_norm", "unsupervised.mutual_info_score"]
 SAMPLED = [s for s in SCORES if s.startswith("unsupervised.")]
@@ -193,7 +199,7 @@ def test_scores_mean_and_sampled(two_models):
             beta["mean.dci.informativeness_test"]) == (0.875, 0.75)
     assert (beta["mean.factor_vae.train_accuracy"],
             beta["mean.factor_vae.eval_accuracy"]) == (0.625, 0.5)
-    assert beta["mean.factor_vae.num_active_dims"] == 7.0
+    assert beta["mean.factor_vae.dlib_num_active_dims"] == 7.0
     assert beta["mean.unsupervised.gaussian_total_correlation"] == 1.5
     assert beta["sampled.unsupervised.gaussian_total_correlation"] == 3.5
     assert beta["mean.unsupervised.mutual_info_score"] == 0.0625
@@ -254,7 +260,7 @@ def test_other_metrics_and_keys_are_kept(tmp_path):
         "10:test_accuracy": [0.75, 0.875], "note": "a string"}, 11))
     row = import_dlib(write(tmp_path, rows)).table.to_dict("records")[0]
     assert row["mean.irs.irs"] == 0.5
-    assert row["mean.irs.num_active_dims"] == 8.0
+    assert row["mean.irs.dlib_num_active_dims"] == 8.0
     assert row["mean.irs.avg_score"] == 0.4375
     assert row["mean.downstream_task.10:mean_test_accuracy"] == 0.8125
     assert row["mean.downstream_task.10:mean_train_accuracy"] == 0.9375
@@ -262,8 +268,85 @@ def test_other_metrics_and_keys_are_kept(tmp_path):
                     c.split(".")[1] in ("irs", "downstream_task"))
     assert scored == ["mean.downstream_task.10:mean_test_accuracy",
                       "mean.downstream_task.10:mean_train_accuracy", "mean.irs.avg_score",
-                      "mean.irs.irs", "mean.irs.num_active_dims"]
+                      "mean.irs.dlib_num_active_dims", "mean.irs.irs"]
     assert not [c for c in row if "elapsed_time" in c or "uuid" in c or "global_step" in c]
+
+
+def downstream_results(n, offset):
+    """The reference's downstream_task scores for one training size, two factors."""
+    return {f"{n}:mean_train_accuracy": 0.75 + offset, f"{n}:mean_test_accuracy": 0.5 + offset,
+            f"{n}:min_train_accuracy": 0.625 + offset, f"{n}:min_test_accuracy": 0.25 + offset,
+            f"{n}:train_accuracy_factor_0": 0.875 + offset,
+            f"{n}:test_accuracy_factor_0": 0.75 + offset,
+            f"{n}:train_accuracy_factor_1": 0.625 + offset,
+            f"{n}:test_accuracy_factor_1": 0.25 + offset}
+
+
+@pytest.fixture
+def both_predictors(tmp_path):
+    """One trained model with the study's two downstream evaluations (same evaluation_fn,
+    told apart by predictor.predictor_fn alone), as in unsupervised_study_v1."""
+    rows = model_rows(BETA_CONFIG, BETA_TRAIN)
+    for n, (predictor, offset) in enumerate([("@logistic_regression_cv", 0.0),
+                                             ("@gradient_boosting_classifier", 0.0625)]):
+        results = {**downstream_results(10, offset), **downstream_results(100, offset / 2)}
+        rows.append(evaluation(BETA_CONFIG, BETA_TRAIN, "mean", "@downstream_task", results,
+                               10 + n, **{"predictor.predictor_fn": predictor}))
+    path = write(tmp_path, rows)
+    data = json.loads(path.read_text())
+    assert data["evaluation_config.evaluation.evaluation_fn"]["5"] == "@downstream_task"
+    assert data["evaluation_config.evaluation.evaluation_fn"]["6"] == "@downstream_task"
+    assert data["evaluation_config.predictor.predictor_fn"]["6"] == "@gradient_boosting_classifier"
+    return path
+
+
+def test_both_downstream_predictors_are_imported(both_predictors):
+    got = import_dlib(both_predictors)
+    assert got.skipped == []
+    [row] = got.table.to_dict("records")
+    assert row["mean.downstream.logreg_10_mean_test_accuracy"] == 0.5
+    assert row["mean.downstream.gbt_10_mean_test_accuracy"] == 0.5625
+    assert row["mean.downstream.logreg_10_min_train_accuracy"] == 0.625
+    assert row["mean.downstream.gbt_10_min_train_accuracy"] == 0.6875
+    assert row["mean.downstream.logreg_100_test_accuracy_factor_1"] == 0.25
+    assert row["mean.downstream.gbt_100_test_accuracy_factor_1"] == 0.28125
+    assert row["mean.downstream.gbt_100_train_accuracy_factor_0"] == 0.90625
+    assert row["mean.mig.mig"] == 0.125 and row["eval_key"] is not None
+    assert not [c for c in row if "downstream_task" in c]
+
+
+def test_downstream_columns_are_those_disbench_writes(both_predictors):
+    row = import_dlib(both_predictors).table.to_dict("records")[0]
+    imported = {c for c in row if c.startswith("mean.downstream.")}
+    # disbench's own downstream metric on two factors (single-class: nothing is fitted),
+    # named as metrics.json names it: "downstream.<key>"
+    factors, codes = np.zeros((10, 2), dtype=int), np.zeros((10, 3))
+    native = {f"mean.downstream.{k}" for n in (10, 100)
+              for k in downstream_scores(codes, factors, codes, factors, str(n), n_jobs=1)}
+    assert imported == native and len(native) == 32
+
+
+def test_another_downstream_predictor_stays_apart(tmp_path):
+    rows = model_rows(BETA_CONFIG, BETA_TRAIN)
+    for n, predictor in enumerate(["@logistic_regression_cv", "@mlp_classifier"]):
+        rows.append(evaluation(BETA_CONFIG, BETA_TRAIN, "mean", "@downstream_task",
+                               downstream_results(10, 0.125 * n), 10 + n,
+                               **{"predictor.predictor_fn": predictor}))
+    row = import_dlib(write(tmp_path, rows)).table.to_dict("records")[0]
+    assert row["mean.downstream.logreg_10_mean_test_accuracy"] == 0.5
+    assert row["mean.downstream_task.mlp_classifier_10:mean_test_accuracy"] == 0.625
+
+
+def test_reference_num_active_dims_is_not_disbenchs(tmp_path):
+    rows = model_rows(BETA_CONFIG, BETA_TRAIN)  # FactorVAE score: num_active_dims 7
+    rows[2]["evaluation_results.num_active_dims"] = 10  # the reference: all 10 dimensions
+    rows.append(evaluation(BETA_CONFIG, BETA_TRAIN, "mean", "@irs", {
+        "IRS": 0.5, "num_active_dims": 3.75, "avg_score": 0.4375}, 10))  # a sum of code values
+    row = import_dlib(write(tmp_path, rows)).table.to_dict("records")[0]
+    assert row["mean.factor_vae.dlib_num_active_dims"] == 10.0
+    assert row["mean.irs.dlib_num_active_dims"] == 3.75
+    assert "mean.factor_vae.num_active_dims" not in row
+    assert "mean.irs.num_active_dims" not in row
 
 
 @pytest.mark.parametrize("name, bindings, model, hp, strength", [
