@@ -20,6 +20,7 @@ from disbench.report import figures, stats
 from disbench.report.document import Figure, Missing, Section, Table, Text, write_document
 
 REFERENCE_STEPS = 300_000  # the study's training length
+WHICH = {"only": "only run"}  # how the traversal exhibit names stats.rank_runs' "which"
 
 
 def _labels() -> dict[str, str]:
@@ -230,18 +231,33 @@ def _variance(table, metrics, unsup, labels, fig_dir) -> Section:
                        blocks + [Missing("no scores with two or more runs.")])
     if table["model"].nunique() < 2:
         blocks.append(Missing("a single model: its share is zero by construction."))
-    cells = table.groupby(["dataset", "model", *[c for c in table.columns
-                                                 if c.startswith("hp.")]], dropna=False)
-    if cells["seed"].nunique().max() < 2:
-        blocks.append(Missing("one seed per setting: the seed's share cannot be separated."))
+    # the seed's share is NaN where no setting has two runs (constant scores: all are NaN)
+    unseparated = shares[shares["seed"].isna() & shares["model"].notna()]
+    if len(unseparated):
+        where = []
+        for dataset, part in unseparated.groupby("dataset", sort=True):
+            scored = shares[(shares["dataset"] == dataset) & shares["model"].notna()]
+            where.append(dataset if len(part) == len(scored) else
+                         f"{dataset} ({', '.join(labels.get(c, c) for c in part['score'])})")
+        blocks.append(Missing(
+            f"one seed per setting in {'; '.join(where)}: the seed's share cannot be "
+            "separated from the hyperparameter's, which holds the seeds' variation too. It "
+            "is shown as n/a (left blank in the CSV), not as 0; train two or more seeds per "
+            "setting to measure it."))
     for dataset in sorted(shares["dataset"].unique()):
         part = shares[shares["dataset"] == dataset]
+        caption = f"{dataset}: share of variance"
+        if part["seed"].isna().any() and part["model"].notna().any():
+            caption += " (seed: n/a where it cannot be separated)"
         blocks.append(Figure(figures.variance_shares(
-            part, labels, fig_dir / f"variance_{_slug(dataset)}.png", dataset),
-            f"{dataset}: share of variance"))
+            part, labels, fig_dir / f"variance_{_slug(dataset)}.png", dataset), caption))
+    parts = ["model", "hyperparameter", "seed"]
     shown = shares.assign(score=shares["score"].map(lambda c: labels.get(c, c)))
-    blocks.append(Table("variance_decomposition", shares, shown,
-                        caption="Share of variance from model, hyperparameter and seed"))
+    shown[parts] = shown[parts].astype(object).where(shown[parts].notna(), "n/a")
+    caption = "Share of variance from model, hyperparameter and seed"
+    if shares[parts].isna().any(axis=None):
+        caption += " (n/a: cannot be separated, or a constant score)"
+    blocks.append(Table("variance_decomposition", shares, shown, caption=caption))
     return Section("Variance: model, hyperparameter, seed", blocks)
 
 
@@ -310,15 +326,22 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
         raise DisbenchError(f"--rank-by {rank_by}: no run has that score; scores: "
                             f"{', '.join(scores) or 'none'}")
     ranked = stats.rank_runs(table, rank_by)
+    few = ranked.groupby(["dataset", "model"]).size()
+    few = [f"{m} ({d}): {n} run{'s' if n > 1 else ''}" for (d, m), n in few.items() if n < 3]
     blocks: list = [Text(
         f"The best, median and worst run of each model by {labels.get(rank_by, rank_by)} "
         f"(`{rank_by}`). Each image decodes one observation's mean code with one latent "
         "swept over [-2, 2] per row.")]
+    if few:
+        blocks.append(Missing(
+            "no separate median for a model with fewer than three runs (two runs: best and "
+            f"worst; one run: the only run): {'; '.join(few)}."))
     missing = []
     for row in ranked.itertuples(index=False):
         root = study_roots.get(row.study)
         source = root / row.run_id / "traversal.png" if root is not None else None
-        caption = (f"{row.dataset}, {row.model}, {row.which}: `{row.run_id}` "
+        which = WHICH.get(row.which, row.which)
+        caption = (f"{row.dataset}, {row.model}, {which}: `{row.run_id}` "
                    f"({labels.get(rank_by, rank_by)} {row.value:.3g})")
         if source is None or not source.is_file():
             missing.append(row.run_id)
@@ -328,7 +351,9 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
         if not target.exists() or target.read_bytes() != source.read_bytes():
             shutil.copyfile(source, target)
         blocks.append(Figure(target, caption))
-    blocks.append(Table("traversal_runs", ranked, ranked.assign(value=ranked["value"].round(4)),
+    blocks.append(Table("traversal_runs", ranked,
+                        ranked.assign(which=ranked["which"].replace(WHICH),
+                                      value=ranked["value"].round(4)),
                         caption=f"Best, median and worst run per model by "
                                 f"{labels.get(rank_by, rank_by)}"))
     if missing:

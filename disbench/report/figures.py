@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 DPI = 110
 PNG_METADATA = {"Software": None}
@@ -163,19 +164,34 @@ def total_correlation(trend: pd.DataFrame, mean_col: str, sampled_col: str, path
 def variance_shares(shares: pd.DataFrame, labels: dict[str, str], path: Path,
                     title: str) -> Path:
     """Stacked horizontal bars: the share of each score's variance from the model, the
-    hyperparameter and the seed."""
+    hyperparameter and the seed. A share that is NaN (cannot be separated) is not drawn,
+    and the score's label says so ("MIG: seed n/a"; "MIG: n/a (constant)" when all three
+    are), as does the legend when no score has that share."""
     fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.38 * len(shares)))
     y = np.arange(len(shares))
     left = np.zeros(len(shares))
-    for part, color in (("model", "tab:blue"), ("hyperparameter", "tab:orange"),
-                        ("seed", "tab:gray")):
-        values = shares[part].fillna(0).to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=color, label=part)
-        left += values
-    ax.set_yticks(y, [labels.get(s, s) for s in shares["score"]], fontsize=8)
+    parts = (("model", "tab:blue"), ("hyperparameter", "tab:orange"), ("seed", "tab:gray"))
+    for part, color in parts:
+        values = shares[part].to_numpy(dtype=float)
+        drawn = np.isfinite(values)
+        ax.barh(y[drawn], values[drawn], left=left[drawn], color=color, label=part)
+        left[drawn] += values[drawn]
+    names = []
+    for row in shares.itertuples(index=False):
+        name = labels.get(row.score, row.score)
+        missing = [part for part, _ in parts if not np.isfinite(getattr(row, part))]
+        if len(missing) == len(parts):
+            name += ": n/a (constant)"
+        elif missing:
+            name += ": " + ", ".join(missing) + " n/a"
+        names.append(name)
+    ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("share of variance")
-    ax.legend(fontsize=8, loc="lower right", ncols=3, bbox_to_anchor=(1.0, 1.0))
+    handles = [Patch(color=color, label=part if shares[part].notna().any() else f"{part} n/a")
+               for part, color in parts]
+    ax.legend(handles=handles, fontsize=8, loc="lower right", ncols=3,
+              bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title, fontsize=10, loc="left")
     return _save(fig, path)

@@ -106,7 +106,11 @@ def variance_decomposition(table: pd.DataFrame, columns: list[str]) -> pd.DataFr
     """The share of each score's variance (per dataset) explained by the model, by the
     hyperparameter within the model, and by the seed within a (model, hyperparameter)
     setting: the nested sums of squares SS_total = SS_model + SS_hyper + SS_seed, divided
-    by SS_total. Long format: dataset, score, runs, model, hyperparameter, seed."""
+    by SS_total. Long format: dataset, score, runs, model, hyperparameter, seed.
+
+    All three shares are NaN for a constant score. The seed's share is NaN when no setting
+    holds two or more runs (one seed per setting): SS_seed is then zero by construction, not
+    by measurement, and the seeds' variation is inside the hyperparameter's share."""
     rows = []
     frame = table.assign(_setting=hyper_setting(table))
     for dataset, group in frame.groupby("dataset", sort=True):
@@ -117,13 +121,16 @@ def variance_decomposition(table: pd.DataFrame, columns: list[str]) -> pd.DataFr
                 continue
             total = float(((y - y.mean()) ** 2).sum())
             model_mean = data.groupby("model")[column].transform("mean").to_numpy()
-            cell_mean = data.groupby(["model", "_setting"])[column].transform("mean").to_numpy()
+            cells = data.groupby(["model", "_setting"])[column]
+            cell_mean = cells.transform("mean").to_numpy()
             if total <= 1e-12 * max(1.0, float(np.abs(y).max()) ** 2) * len(y):
                 shares = (np.nan, np.nan, np.nan)
             else:
+                replicated = int(cells.size().max()) >= 2
                 shares = (float(((model_mean - y.mean()) ** 2).sum()) / total,
                           float(((cell_mean - model_mean) ** 2).sum()) / total,
-                          float(((y - cell_mean) ** 2).sum()) / total)
+                          float(((y - cell_mean) ** 2).sum()) / total if replicated
+                          else np.nan)
             rows.append({"dataset": dataset, "score": column, "runs": len(y),
                          "model": shares[0], "hyperparameter": shares[1], "seed": shares[2]})
     return pd.DataFrame(rows, columns=["dataset", "score", "runs", "model", "hyperparameter",
@@ -262,13 +269,17 @@ def selection_transfer(table: pd.DataFrame, sources: list[tuple[str, float]],
 
 def rank_runs(table: pd.DataFrame, column: str) -> pd.DataFrame:
     """The best, median and worst run by ``column`` per dataset and model: dataset,
-    model, which, study, run_id, value. Ties are broken by run id."""
+    model, which, study, run_id, value. Ties are broken by run id. Each run appears once:
+    a model with two runs has a best and a worst, one with a single run only that run
+    (which: "only")."""
     rows = []
     data = table.dropna(subset=[column])
     for (dataset, model), group in data.groupby(["dataset", "model"], sort=True):
         ordered = group.sort_values([column, "run_id"], ascending=[False, True])
-        for which, pos in (("best", 0), ("median", (len(ordered) - 1) // 2),
-                           ("worst", len(ordered) - 1)):
+        n = len(ordered)
+        picks = (("only", 0),) if n == 1 else (("best", 0), ("worst", n - 1)) if n == 2 else \
+            (("best", 0), ("median", (n - 1) // 2), ("worst", n - 1))
+        for which, pos in picks:
             run = ordered.iloc[pos]
             rows.append({"dataset": dataset, "model": model, "which": which,
                          "study": run["study"], "run_id": run["run_id"],

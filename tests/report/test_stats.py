@@ -169,3 +169,41 @@ def test_rank_runs_best_median_worst_ties_by_run_id():
     assert beta.loc["best", "run_id"] == "d1-betavae-2-0"
     assert beta.loc["worst", "run_id"] == "d1-betavae-0-3"
     assert beta.loc["median", "value"] == 1.0
+
+
+def test_variance_with_one_seed_per_setting_leaves_the_seed_share_undefined():
+    # betavae scores 0, 1, 2 and factorvae 3, 4, 5 over its values: grand mean 2.5,
+    # SS_model = 6 * 1.5^2 = 13.5, SS_hyper = 2 * (1 + 0 + 1) = 4, SS_total = 17.5; one run
+    # per setting leaves no spread within a setting: SS_seed is 0 by construction
+    offset = {"betavae": 0.0, "factorvae": 3.0}
+    row = stats.variance_decomposition(grid(lambda d, m, i, s: offset[m] + i, seeds=1),
+                                       ["score"]).iloc[0]
+    assert row["runs"] == 6
+    assert row["model"] == pytest.approx(13.5 / 17.5)
+    assert row["hyperparameter"] == pytest.approx(4 / 17.5)
+    assert np.isnan(row["seed"])
+
+
+def test_variance_with_one_replicated_setting_measures_the_seed():
+    offset = {"betavae": 0.0, "factorvae": 3.0}
+    table = grid(lambda d, m, i, s: offset[m] + i + 0.5 * s, seeds=2)
+    # keep the second seed of betavae's first value only
+    table = table[(table["seed"] == 0) | (table["run_id"] == "d1-betavae-0-1")]
+    row = stats.variance_decomposition(table, ["score"]).iloc[0]
+    y = table["score"].to_numpy()
+    assert row["runs"] == 7
+    # the only spread within a setting: 0 and 0.5 around their mean 0.25
+    assert row["seed"] == pytest.approx(2 * 0.25 ** 2 / ((y - y.mean()) ** 2).sum())
+
+
+@pytest.mark.parametrize("runs, expected", [
+    (1, [("only", "r0", 0.0)]),
+    (2, [("best", "r1", 1.0), ("worst", "r0", 0.0)]),
+    (3, [("best", "r2", 2.0), ("median", "r1", 1.0), ("worst", "r0", 0.0)]),
+    (4, [("best", "r3", 3.0), ("median", "r2", 2.0), ("worst", "r0", 0.0)]),
+])
+def test_rank_runs_shows_each_run_once(runs, expected):
+    table = pd.DataFrame({"study": "x", "run_id": [f"r{k}" for k in range(runs)],
+                          "dataset": "d1", "model": "vae", "score": np.arange(runs, dtype=float)})
+    ranked = stats.rank_runs(table, "score")
+    assert list(zip(ranked["which"], ranked["run_id"], ranked["value"])) == expected

@@ -1,0 +1,150 @@
+"""Reports of small studies: one seed per setting (the seed's share of variance cannot be
+separated) and models with only one or two runs (traversals)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from synthetic import synthetic_table, traversal_roots
+
+from disbench.report import figures
+from disbench.report.build import build_report
+
+MIG = "mean.mig.mig"
+DCI = "mean.dci.disentanglement"
+UNSEPARATED = ("one seed per setting in {where}: the seed's share cannot be separated from "
+               "the hyperparameter's, which holds the seeds' variation too. It is shown as n/a "
+               "(left blank in the CSV), not as 0; train two or more seeds per setting to "
+               "measure it.")
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> dict[str, dict]:
+    """What each variance figure draws, by file name: the bars' widths per part (model,
+    hyperparameter, seed), the score labels and the legend's entries."""
+    seen: dict[str, dict] = {}
+    save = figures._save
+
+    def record(fig, path: Path, tight: bool = True) -> Path:
+        if path.name.startswith("variance_"):
+            ax = fig.axes[0]
+            seen[path.name] = {
+                "bars": {c.get_label(): [p.get_width() for p in c] for c in ax.containers},
+                "scores": [t.get_text() for t in ax.get_yticklabels()],
+                "legend": [t.get_text() for t in ax.get_legend().get_texts()],
+            }
+        return save(fig, path, tight)
+
+    monkeypatch.setattr(figures, "_save", record)
+    return seen
+
+
+def build(table, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    build_report(table, out, title="Small study",
+                 study_roots=traversal_roots(table, tmp_path / "studies"))
+    return out
+
+
+def section(md: str, number: int) -> str:
+    return md.split(f"\n## {number}. ")[1].split("\n## ")[0]
+
+
+def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path, drawn):
+    table = synthetic_table(seeds=1)  # 2 models x 3 values x 1 seed
+    # MIG 0, 1, 2 (betavae) and 3, 4, 5 (factorvae): SS_model 13.5, SS_hyper 4 of 17.5
+    mig = {f"{m}-dsprites-v{i}-s0": k + i for m, k in (("betavae", 0), ("factorvae", 3))
+           for i in range(3)}
+    table[MIG] = table["run_id"].map(mig).astype(float)
+    out = build(table, tmp_path)
+
+    csv = (out / "tables" / "variance_decomposition.csv").read_text().splitlines()
+    assert csv[0] == "dataset,score,runs,model,hyperparameter,seed"
+    assert "dsprites,mean.mig.mig,6,0.771429,0.228571," in csv
+    assert len(csv) == 12 and all(line.endswith(",") for line in csv[1:])  # seed blank
+
+    md = (out / "report.md").read_text()
+    variance = section(md, 7)
+    assert f"> **Missing:** {UNSEPARATED.format(where='dsprites')}" in variance
+    assert "*dsprites: share of variance (seed: n/a where it cannot be separated)*" in variance
+    rows = [line for line in variance.splitlines() if line.startswith("| dsprites |")]
+    assert "| dsprites | MIG | 6 | 0.771 | 0.229 | n/a |" in rows
+    assert len(rows) == 11 and all(row.endswith("| n/a |") for row in rows)
+    tex = (out / "tables" / "variance_decomposition.tex").read_text()
+    assert "dsprites & MIG & 6 & 0.771 & 0.229 & n/a \\\\" in tex
+    assert tex.count("& n/a \\\\") == 11
+    page = (out / "report.html").read_text()
+    assert ('<p class="missing"><strong>Missing:</strong> '
+            f'{UNSEPARATED.format(where="dsprites")}</p>') in page
+    assert "<td>dsprites</td><td>MIG</td><td>6</td><td>0.771</td><td>0.229</td><td>n/a</td>" \
+        in page
+
+    figure = drawn["variance_dsprites.png"]
+    assert figure["bars"]["seed"] == []  # no seed bar, not a bar of width 0
+    assert figure["bars"]["model"][2] == pytest.approx(13.5 / 17.5)
+    assert figure["bars"]["hyperparameter"][2] == pytest.approx(4 / 17.5)
+    assert figure["scores"][2] == "MIG: seed n/a"
+    assert all(s.endswith(": seed n/a") for s in figure["scores"]) and len(figure["scores"]) == 11
+    assert figure["legend"] == ["model", "hyperparameter", "seed n/a"]
+
+
+def test_seed_share_is_missing_only_where_it_cannot_be_separated(tmp_path, drawn):
+    table = synthetic_table(datasets=("one", "two"), seeds=2)
+    table = table[(table["dataset"] == "two") | (table["seed"] == 0)]  # "one": one seed
+    out = build(table, tmp_path)
+
+    csv = (out / "tables" / "variance_decomposition.csv").read_text().splitlines()[1:]
+    assert [line.endswith(",") for line in csv] == [True] * 11 + [False] * 11
+    md = (out / "report.md").read_text()
+    variance = section(md, 7)
+    assert f"> **Missing:** {UNSEPARATED.format(where='one')}" in variance
+    assert "*one: share of variance (seed: n/a where it cannot be separated)*" in variance
+    assert "*two: share of variance*" in variance
+    rows = [line for line in variance.splitlines() if line.startswith("| two |")]
+    assert len(rows) == 11 and not any(row.endswith("| n/a |") for row in rows)
+    assert drawn["variance_one.png"]["bars"]["seed"] == []
+    assert len(drawn["variance_two.png"]["bars"]["seed"]) == 11
+    assert drawn["variance_two.png"]["legend"] == ["model", "hyperparameter", "seed"]
+    assert not any("n/a" in s for s in drawn["variance_two.png"]["scores"])
+
+
+def test_models_with_one_or_two_runs_show_each_traversal_once(tmp_path):
+    table = synthetic_table(seeds=1)
+    # betavae: one run; factorvae: two runs
+    keep = {"betavae-dsprites-v0-s0": 0.5, "factorvae-dsprites-v0-s0": 0.2,
+            "factorvae-dsprites-v1-s0": 0.7}
+    table = table[table["run_id"].isin(keep)].copy()
+    table[DCI] = table["run_id"].map(keep)
+    out = build(table, tmp_path)
+
+    assert (out / "tables" / "traversal_runs.csv").read_text().splitlines() == [
+        "dataset,model,which,study,run_id,value",
+        "dsprites,betavae,only,synth,betavae-dsprites-v0-s0,0.5",
+        "dsprites,factorvae,best,synth,factorvae-dsprites-v1-s0,0.7",
+        "dsprites,factorvae,worst,synth,factorvae-dsprites-v0-s0,0.2",
+    ]
+    assert sorted(p.name for p in (out / "traversals").glob("*.png")) == [
+        "betavae-dsprites-v0-s0.png", "factorvae-dsprites-v0-s0.png",
+        "factorvae-dsprites-v1-s0.png"]
+    captions = ["dsprites, betavae, only run: `betavae-dsprites-v0-s0` (DCI disentanglement 0.5)",
+                "dsprites, factorvae, best: `factorvae-dsprites-v1-s0` (DCI disentanglement 0.7)",
+                "dsprites, factorvae, worst: `factorvae-dsprites-v0-s0` "
+                "(DCI disentanglement 0.2)"]
+    traversals = section((out / "report.md").read_text(), 10)
+    assert re.findall(r"^!\[([^\]]*)\]\(traversals/", traversals, re.M) == captions
+    assert ("> **Missing:** no separate median for a model with fewer than three runs (two "
+            "runs: best and worst; one run: the only run): betavae (dsprites): 1 run; "
+            "factorvae (dsprites): 2 runs.") in traversals
+    assert [line for line in traversals.splitlines() if line.startswith("| dsprites |")] == [
+        "| dsprites | betavae | only run | synth | betavae-dsprites-v0-s0 | 0.5 |",
+        "| dsprites | factorvae | best | synth | factorvae-dsprites-v1-s0 | 0.7 |",
+        "| dsprites | factorvae | worst | synth | factorvae-dsprites-v0-s0 | 0.2 |",
+    ]
+    page = (out / "report.html").read_text()
+    shown = re.findall(r"<figcaption>(dsprites, [a-z]+vae, [^<]*<code>[^<]*</code>[^<]*)"
+                       r"</figcaption>", page)
+    assert [re.sub(r"</?code>", "`", c) for c in shown] == captions
+    assert page.count('src="data:image/png;base64,') == \
+        len(list((out / "figures").glob("*.png"))) + 3
