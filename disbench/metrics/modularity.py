@@ -3,6 +3,15 @@
 Ridgeway & Mozer (2018), "Learning Deep Disentangled Embeddings With the F-Statistic
 Loss", NeurIPS, Section 3 (metrics). Estimator as in disentanglement_lib
 ``evaluation/metrics/modularity_explicitness.py``.
+
+Explicitness fits the reference's ``linear_model.LogisticRegression()`` with the
+defaults of the scikit-learn it ran on (0.20): the liblinear solver, one-vs-rest over
+the factor's classes, C = 1. Its ``predict_proba`` is the logistic sigmoid of each
+class's binary model, normalised to sum to 1 over the classes; the ROC-AUC is taken on
+those normalised probabilities. scikit-learn >= 0.22 defaults to a multinomial L-BFGS
+model and >= 1.7 no longer offers one-vs-rest inside ``LogisticRegression``, so it is
+spelled here ``OneVsRestClassifier(LogisticRegression(solver="liblinear"))``, whose
+``predict_proba`` normalises the same way (as the BetaVAE score's classifier).
 """
 
 from __future__ import annotations
@@ -10,8 +19,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
+from sklearn.multiclass import OneVsRestClassifier
 
 from disbench.metrics.utils import (
     MetricInputError,
@@ -59,6 +70,15 @@ def modularity_from_mutual_info(mutual_info: np.ndarray) -> float:
     return float(np.mean(per_code))
 
 
+def explicitness_classifier() -> OneVsRestClassifier:
+    """scikit-learn 0.20's ``LogisticRegression()``: liblinear, one-vs-rest, C = 1.
+
+    ``random_state=0`` for determinism; liblinear's primal solver for the L2 logistic
+    loss does not draw from it.
+    """
+    return OneVsRestClassifier(LogisticRegression(solver="liblinear", random_state=0))
+
+
 def _one_vs_rest_auc(classes: np.ndarray, y: np.ndarray, proba: np.ndarray, split: str) -> float:
     """Macro-average over classes of the ROC-AUC of ``proba[:, c]`` for ``y == c``.
 
@@ -95,9 +115,11 @@ def compute_modularity_explicitness(
 
     * modularity: ``modularity_from_mutual_info`` of the plug-in MI between the
       histogram-discretised ``codes_train`` (``num_bins`` bins) and ``factors_train``;
-    * explicitness: per factor, a ``LogisticRegression()`` (sklearn defaults) on codes
+    * explicitness: per factor, ``explicitness_classifier()`` (the reference's
+      ``LogisticRegression()`` under scikit-learn 0.20: liblinear, one-vs-rest) on codes
       standardised with the train mean/std predicts the factor class; the score is the
-      one-vs-rest ROC-AUC averaged over classes, then averaged over factors.
+      ROC-AUC of each class's normalised probability, averaged over classes, then over
+      factors.
 
     Args:
         codes_train, codes_test: (N, D) float representations.
@@ -130,7 +152,10 @@ def compute_modularity_explicitness(
     x_test = (codes_test - mean) / std
     explicitness_train, explicitness_test = [], []
     for j in range(factors_train.shape[1]):
-        clf = LogisticRegression().fit(x_train, factors_train[:, j])
+        clf = explicitness_classifier()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(x_train, factors_train[:, j])
         explicitness_train.append(
             _one_vs_rest_auc(clf.classes_, factors_train[:, j], clf.predict_proba(x_train), "train")
         )
