@@ -1,19 +1,32 @@
-"""The metric suite: every metric of the reference study on a dataset and a representation.
+"""The metric suite: every metric of the reference study (and IRS) on a dataset and a
+representation.
 
 ``evaluate(dataset, representation_fn, names=None, config="locatello", seed=0)``
 scores any representation on any object with the ground-truth dataset protocol;
 ``score_model(model, dataset, eval_cfg, seed, device)`` scores a trained disbench
-model the way the study did (all metrics on the mean representation, the
-unsupervised scores also on the sampled one). See docs/metrics.md.
+model on the representations its settings name (by default every metric on the mean
+representation and the unsupervised scores also on the sampled one; the study scored
+every metric on both). See docs/metrics.md.
 
 Settings come from a preset in ``disbench/conf/eval/`` (``locatello``: the study's
 sample counts; ``fast``: fewer samples, same estimators) or from a dict, merged over
-the preset its ``name`` names (``locatello`` otherwise).
+the preset its ``name`` names (``locatello`` otherwise). Besides one section per
+metric they hold two suite-wide settings:
+
+* ``seed_from``: ``run`` (default) seeds the evaluation with the given seed (a trained
+  run's own seed); ``study`` with the fixed ``STUDY_SEED``, so every model of a study
+  is scored on the same points, as in the reference;
+* ``representations``: ``{"mean": ..., "sampled": ...}``, the metrics ``score_model``
+  computes on each representation, ``"all"`` or a list of metric names.
 
 Randomness: each metric draws all its samples from one numpy ``Generator`` seeded
 with ``(seed, crc32(metric name))``, so the same seed gives the same values, and a
-metric's value does not depend on which other metrics run (the reference likewise
-starts every metric from ``RandomState(0)``).
+metric's value does not depend on which other metrics run. The mean and the sampled
+representation of one metric start from the same generator. The reference
+(disentanglement_lib ``bin/dlib_reproduce``) draws one seed per (representation,
+metric) pair, in turn, from a master ``RandomState(0)``: every model gets the same
+seeds, so every model is scored on the same points (``seed_from: study``), and each
+pair on points of its own.
 """
 
 from __future__ import annotations
@@ -65,8 +78,11 @@ SCHEMA: dict[str, dict[str, str]] = {
     "downstream": {"num_train": "counts", "num_test": "count"},
 }
 METRICS = tuple(SCHEMA)
-# the metrics the study also computed on the sampled representation
-SAMPLED_METRICS = ("unsupervised",)
+# suite-wide settings (beside the metrics' sections), as in the presets
+SUITE_SETTINGS = ("seed_from", "representations")
+SEED_FROM = ("run", "study")  # the evaluation seed: the given (run's) seed, or STUDY_SEED
+STUDY_SEED = 0  # as the reference's master seed (bin/dlib_reproduce: RandomState(0))
+REPRESENTATIONS = ("mean", "sampled")
 
 
 # -- settings ------------------------------------------------------------------
@@ -109,12 +125,62 @@ def _check_value(where: str, kind: str, value):
     return float(value)
 
 
+def _check_seed_from(value) -> str:
+    if value not in SEED_FROM:
+        raise MetricInputError(f"eval setting seed_from must be one of {', '.join(SEED_FROM)}; "
+                               f"got {value!r}.")
+    return value
+
+
+def _check_representations(given, base: Mapping) -> dict:
+    """``{"mean": "all" | [metric, ...], "sampled": ...}``: ``given`` merged over
+    ``base``; a list is put in suite order."""
+    if not isinstance(given, Mapping):
+        raise MetricInputError(f"eval setting representations must be a mapping of "
+                               f"{', '.join(REPRESENTATIONS)} to 'all' or a list of metrics; "
+                               f"got {given!r}.")
+    bad = sorted(map(str, set(given) - set(REPRESENTATIONS)))
+    if bad:
+        raise MetricInputError(f"unknown representation(s) {', '.join(bad)} in eval setting "
+                               f"representations; valid: {', '.join(REPRESENTATIONS)}")
+    out = {}
+    for representation in REPRESENTATIONS:
+        value = given.get(representation, base.get(representation))
+        where = f"representations.{representation}"
+        if value == "all":
+            out[representation] = "all"
+            continue
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise MetricInputError(f"eval setting {where} must be 'all' or a list of metric "
+                                   f"names; got {value!r}.")
+        unknown = [v for v in value if v not in SCHEMA]
+        if unknown:
+            raise MetricInputError(f"unknown metric(s) {', '.join(map(repr, unknown))} in eval "
+                                   f"setting {where}; valid: {', '.join(METRICS)}")
+        out[representation] = [m for m in METRICS if m in value]
+    return out
+
+
+def representation_metrics(settings: Mapping, representation: str) -> list[str]:
+    """The metrics resolved ``settings`` compute on ``representation`` (mean, sampled)."""
+    chosen = settings["representations"][representation]
+    return list(METRICS) if chosen == "all" else list(chosen)
+
+
+def evaluation_seed(settings: Mapping, seed: int) -> int:
+    """The seed the metrics' generators are seeded with: ``seed`` (``seed_from: run``) or
+    ``STUDY_SEED`` (``seed_from: study``, whatever ``seed``)."""
+    return STUDY_SEED if settings["seed_from"] == "study" else seed
+
+
 def resolve_settings(config: str | Mapping = "locatello") -> dict:
-    """Complete, checked evaluation settings: ``{"name": ..., metric: {setting: value}}``.
+    """Complete, checked evaluation settings: ``{"name", "seed_from", "representations",
+    metric: {setting: value}}``.
 
     ``config`` is a preset name or a mapping; a mapping is merged over the preset its
-    ``name`` names (over ``locatello`` when it names none or an unknown one). Unknown
-    metrics or settings, and values of the wrong type, raise ``MetricInputError``.
+    ``name`` names (over ``locatello`` when it names none or an unknown one), per metric
+    and per representation. Unknown metrics or settings, and values of the wrong type,
+    raise ``MetricInputError``.
     """
     if isinstance(config, str):
         if config == "none":
@@ -135,10 +201,17 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     base = _read_preset(base_name)
     base.pop("name", None)
     settings: dict = {"name": name if name is not None else base_name}
-    unknown = sorted(set(given) - set(SCHEMA))
+    unknown = sorted(map(str, set(given) - set(SCHEMA) - set(SUITE_SETTINGS)))
     if unknown:
-        raise MetricInputError(f"unknown metric(s) {', '.join(map(str, unknown))} in the eval "
-                               f"settings; valid: {', '.join(METRICS)}")
+        hint = (" (the evaluation seed is the run's seed, or with seed_from: study a fixed "
+                "one; metrics.json records the run's seed as seed)" if "seed" in unknown else "")
+        raise MetricInputError(f"unknown metric(s) {', '.join(unknown)} in the eval settings; "
+                               f"valid: {', '.join(METRICS)}, and the settings "
+                               f"{', '.join(SUITE_SETTINGS)}{hint}")
+    settings["seed_from"] = _check_seed_from(given.get("seed_from", base.get("seed_from", "run")))
+    settings["representations"] = _check_representations(
+        given.get("representations", {}),
+        base.get("representations", {"mean": "all", "sampled": ["unsupervised"]}))
     for metric, schema in SCHEMA.items():
         section = given.get(metric, {})
         if not isinstance(section, Mapping):
@@ -299,8 +372,11 @@ def evaluate(dataset, representation_fn: Callable, names: Sequence[str] | str | 
             to a pair ``(mean, log_var)`` of such arrays.
         names: the metrics to compute (default: all of ``METRICS``).
         config: ``"locatello"``, ``"fast"`` or a dict of settings (see
-            ``resolve_settings``).
-        seed: every sample is drawn from generators seeded by it.
+            ``resolve_settings``). Its ``seed_from`` applies (``study``: ``seed`` is not
+            used); its ``representations`` do not: ``names`` and ``representation``
+            choose what is computed.
+        seed: every sample is drawn from generators seeded by it (with
+            ``seed_from: run``, the presets' default).
         representation: ``"mean"`` (the codes, or the mean of a (mean, log_var) pair)
             or ``"sampled"`` (codes drawn from N(mean, exp(log_var))).
         encode_once: encode each grid point at most once and let every metric read
@@ -328,8 +404,9 @@ def evaluate(dataset, representation_fn: Callable, names: Sequence[str] | str | 
     table = None
     if _use_table(dataset, factor_sizes, encode_once):
         table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)
-    results = _run_metrics(dataset, rep, table, stats, names, settings, seed,
-                           representation == "sampled", batch_size, n_jobs, timings)
+    results = _run_metrics(dataset, rep, table, stats, names, settings,
+                           evaluation_seed(settings, seed), representation == "sampled",
+                           batch_size, n_jobs, timings)
     if timings is not None:
         timings["encode"] = stats.seconds
         timings["num_encoded"] = stats.num_encoded
@@ -353,12 +430,16 @@ def resolve_device(device=None):
 def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None, *,
                 batch_size: int | None = None, n_jobs: int | None = -1,
                 encode_once: bool | None = None, timings: dict | None = None) -> dict:
-    """Score a trained model (``model.encode(x) -> (mean, log_var)``) as the study did.
+    """Score a trained model (``model.encode(x) -> (mean, log_var)``) with the suite.
 
-    Every metric on the mean representation; the unsupervised scores also on the
-    sampled representation (codes drawn from N(mean, exp(log_var)) with the metric's
-    generator). On a deterministic dataset each grid image is encoded at most once,
-    and both representations read from the same table.
+    The settings' ``representations`` name the metrics computed on the mean
+    representation and on the sampled one (codes drawn from N(mean, exp(log_var)) with
+    the metric's generator). The presets: every metric on the mean, the unsupervised
+    scores also on the sampled one; ``{"sampled": "all"}`` adds every metric on the
+    sampled one, as the study (disentanglement_lib ``bin/dlib_reproduce`` runs every
+    metric config on both postprocessed representations). On a deterministic dataset
+    each grid image is encoded at most once, and both representations read from the
+    same table.
 
     Args:
         model: a torch module with ``encode``; it is run in eval mode on ``device`` and
@@ -366,7 +447,8 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         dataset: a ground-truth dataset.
         eval_cfg: the eval settings (a preset name, or a dict such as the resolved
             ``cfg.eval`` of a run: ``{"name": "locatello", ...}``).
-        seed: the evaluation seed.
+        seed: the run's seed: the evaluation seed with ``seed_from: run``; with
+            ``seed_from: study`` every run is scored with ``STUDY_SEED`` instead.
         device: where to encode (None / "auto": CUDA when available).
         batch_size: observations per encoder call (default 1024 on CPU, 4096 on CUDA).
         n_jobs, encode_once: as for ``evaluate``.
@@ -375,7 +457,9 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
 
     Returns:
         ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "eval": settings}``
-        where ``settings`` are the complete settings used, with the seed.
+        where ``settings`` are the complete settings used, with ``"seed"``: the run's
+        seed given here (what ``disbench eval`` compares), whatever ``seed_from``. A
+        representation with no metrics gets ``{}``.
     """
     import torch
 
@@ -397,14 +481,20 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         table = None
         if _use_table(dataset, factor_sizes, encode_once):
             table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)
-        mean = _run_metrics(dataset, rep, table, stats, list(METRICS), settings, seed, False,
-                            batch_size, n_jobs, timings)
-        sampled = _run_metrics(dataset, rep, table, stats, list(SAMPLED_METRICS), settings,
-                               seed, True, batch_size, n_jobs,
-                               None if timings is None else timings.setdefault("sampled", {}))
+        eval_seed = evaluation_seed(settings, seed)
+        scores = {}
+        for representation in REPRESENTATIONS:
+            names = representation_metrics(settings, representation)
+            sampled = representation == "sampled"
+            pass_timings = timings
+            if sampled and timings is not None:
+                pass_timings = timings.setdefault("sampled", {})
+            scores[representation] = {} if not names else _run_metrics(
+                dataset, rep, table, stats, names, settings, eval_seed, sampled, batch_size,
+                n_jobs, pass_timings)
         if timings is not None:  # both representations
             timings["encode"] = stats.seconds
             timings["num_encoded"] = stats.num_encoded
     finally:
         model.to(original_device).train(was_training)
-    return {"mean": mean, "sampled": sampled, "eval": {**settings, "seed": seed}}
+    return {**scores, "eval": {**settings, "seed": seed}}

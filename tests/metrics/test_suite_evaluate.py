@@ -8,13 +8,14 @@ import yaml
 from suite_fixtures import SMALL, Noise, gaussian_identity, identity, tiny_grid
 
 from disbench.metrics import METRICS, MetricInputError, evaluate, resolve_settings
-from disbench.metrics.evaluate import EVAL_CONF_DIR, SCHEMA
+from disbench.metrics.evaluate import EVAL_CONF_DIR, SCHEMA, STUDY_SEED, SUITE_SETTINGS
 
 NO_DOWNSTREAM = [m for m in METRICS if m != "downstream"]
 
 
 class OnTheFly:
-    """The tiny grid behind a user-defined class: the protocol only, no `images`."""
+    """The tiny grid behind a user-defined class: the protocol only, no `images`. Keeps
+    the factors of every observation it renders (the points the metrics encode)."""
 
     def __init__(self, deterministic=True):
         self._grid = tiny_grid()
@@ -23,12 +24,14 @@ class OnTheFly:
         self.observation_shape = self._grid.observation_shape
         self.deterministic = deterministic
         self.calls = 0
+        self.rendered = []
 
     def sample_factors(self, num, rng):
         return self._grid.sample_factors(num, rng)
 
     def sample_observations_from_factors(self, factors, rng):
         self.calls += 1
+        self.rendered.append(np.array(factors))
         return self._grid.sample_observations_from_factors(factors, rng)
 
 
@@ -72,6 +75,31 @@ def test_same_seed_same_values_other_seed_other_values():
         assert a[key] != c[key], key
 
 
+@pytest.mark.parametrize("seed_from", ["run", "study"])
+def test_seed_from_study_samples_the_same_points_whatever_the_seed(seed_from):
+    """seed_from: study -> the points (and scores) of STUDY_SEED for every seed;
+    seed_from: run -> the seed's own points."""
+    names = ["mig", "sap", "modularity", "unsupervised"]
+    config = {**SMALL, "seed_from": seed_from}
+    points, scores = [], []
+    for seed in (1, 2):
+        dataset = OnTheFly(deterministic=False)  # encoded on the fly: every point rendered
+        scores.append(evaluate(dataset, gaussian_identity, names, config, seed=seed,
+                               representation="sampled"))
+        points.append(np.concatenate(dataset.rendered))
+    # mig 500, sap and modularity 300 + 200 each, unsupervised 500
+    assert points[0].shape == points[1].shape == (2000, 3)
+    if seed_from == "study":
+        np.testing.assert_array_equal(points[0], points[1])
+        assert scores[0] == scores[1]
+        assert scores[0] == evaluate(tiny_grid(), gaussian_identity, names, SMALL,
+                                     seed=STUDY_SEED, representation="sampled")
+    else:
+        assert not np.array_equal(points[0], points[1])
+        assert all(scores[0][k] != scores[1][k] for k in ("mig.mig", "sap.sap",
+                                                          "modularity.explicitness_test"))
+
+
 def test_a_metric_does_not_depend_on_the_others_selected():
     alone = evaluate(tiny_grid(), identity, names=["sap"], config=SMALL, seed=2)
     together = evaluate(tiny_grid(), identity, names=["mig", "irs", "sap"], config=SMALL,
@@ -94,7 +122,11 @@ def test_presets_hold_every_setting_and_nothing_else():
     for name in ("locatello", "fast"):
         raw = yaml.safe_load((EVAL_CONF_DIR / f"{name}.yaml").read_text())
         assert raw["name"] == name
-        assert set(raw) == {"name", *SCHEMA}
+        assert set(raw) == {"name", *SUITE_SETTINGS, *SCHEMA}
+        # today's default: each run's seed; every metric on the mean representation, the
+        # unsupervised scores also on the sampled one
+        assert raw["seed_from"] == "run"
+        assert raw["representations"] == {"mean": "all", "sampled": ["unsupervised"]}
         for metric, schema in SCHEMA.items():
             assert set(raw[metric]) == set(schema), (name, metric)
         assert resolve_settings(name) == raw
@@ -102,6 +134,9 @@ def test_presets_hold_every_setting_and_nothing_else():
     assert locatello["beta_vae"] == {"batch_size": 64, "num_train": 10000, "num_eval": 5000}
     assert locatello["factor_vae"]["prune_threshold"] == 0.05
     assert locatello["downstream"]["num_train"] == [10, 100, 1000, 10000]
+    # not a study config: disentanglement_lib's config/sample/irs/irs.gin (num_train,
+    # num_bins) and compute_irs's default diff_quantile
+    assert locatello["irs"] == {"num_train": 10000, "diff_quantile": 0.99, "num_bins": 20}
 
 
 def test_a_partial_dict_is_merged_over_its_preset():
@@ -110,6 +145,12 @@ def test_a_partial_dict_is_merged_over_its_preset():
     assert s["dci"] == {"num_train": 200, "num_test": fast["dci"]["num_test"]}
     assert s["mig"] == fast["mig"]
     assert resolve_settings({"mig": {"num_bins": 10}})["name"] == "locatello"
+    # representations are merged per representation; lists come back in suite order
+    s = resolve_settings({"name": "fast", "seed_from": "study",
+                          "representations": {"sampled": ["unsupervised", "mig", "mig"]}})
+    assert s["seed_from"] == "study"
+    assert s["representations"] == {"mean": "all", "sampled": ["mig", "unsupervised"]}
+    assert resolve_settings(s) == s  # resolved settings resolve to themselves
 
 
 @pytest.mark.parametrize("config, match", [
@@ -121,6 +162,15 @@ def test_a_partial_dict_is_merged_over_its_preset():
     ({"dci": {"num_test": 10.5}}, "dci.num_test must be an integer"),
     ({"irs": {"diff_quantile": 2}}, r"irs.diff_quantile must lie in \[0, 1\]"),
     ({"downstream": {"num_train": []}}, "downstream.num_train must be a non-empty list"),
+    ({"seed_from": "runs"}, "seed_from must be one of run, study; got 'runs'"),
+    ({"seed": 3}, "unknown metric.*seed.*seed_from, representations.*the run's seed"),
+    ({"representations": ["mean", "sampled"]}, "representations must be a mapping"),
+    ({"representations": {"both": "all"}}, "unknown representation.*both.*valid: mean, "
+                                           "sampled"),
+    ({"representations": {"sampled": "unsupervised"}},
+     "representations.sampled must be 'all' or a list"),
+    ({"representations": {"sampled": ["mgi"]}},
+     "unknown metric.*'mgi' in eval setting representations.sampled"),
     (3, "config must be a preset name"),
 ])
 def test_bad_settings(config, match):
