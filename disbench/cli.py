@@ -7,12 +7,13 @@ arguments.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from disbench.errors import DisbenchError
+from disbench.errors import DisbenchError, warnings_as_lines
 
 USAGE = """usage: disbench <command> [args]
 
@@ -61,16 +62,68 @@ def _train_app(cfg: DictConfig) -> int:
     return outcome.exit_code
 
 
+# Hydra's flags: those that only print help, and those that take a value
+_HELP_FLAGS = {"-h", "--help", "--hydra-help", "--version", "-i", "--info", "-sc",
+               "--shell-completion"}
+_VALUE_FLAGS = {"-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
+                "--config-name", "-cd", "--config-dir"}
+
+
+def _train_overrides(args: list[str]) -> list[str] | None:
+    """The overrides among `disbench train`'s arguments; None when only help is asked."""
+    overrides, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _HELP_FLAGS:
+            return None
+        elif arg in _VALUE_FLAGS:
+            skip = True
+        elif not arg.startswith("-"):
+            overrides.append(arg)
+    return overrides
+
+
+def train_main(args: list[str]) -> int:
+    """`disbench train`: the overrides are checked (one `error:` line for an unknown option,
+    key or a value that cannot work, exit 2), then Hydra runs the app."""
+    overrides = _train_overrides(args)
+    if overrides is not None:
+        from disbench.config import check_overrides
+
+        check_overrides(overrides)
+    sys.argv = ["disbench train", *args]
+    _train_app()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings_as_lines()
+    try:
+        return _dispatch(argv)
+    except BrokenPipeError:  # `disbench status STUDY | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt as err:  # a stopping signal outside a run (a sweep, a scoring)
+        from disbench.interrupt import Interrupted
+
+        stop = err if isinstance(err, Interrupted) else Interrupted()
+        print(f"interrupted ({stop.signal_name}); run the same command again to go on",
+              file=sys.stderr)
+        return stop.exit_code
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
     if command == "train":
-        sys.argv = ["disbench train", *rest]
-        _train_app()
-        return 0
+        try:
+            return train_main(rest)
+        except DisbenchError as err:
+            _fail(err)
     if command in ("sweep", "status"):
         from disbench.launch.cli import status_main, sweep_main
 

@@ -10,12 +10,16 @@ creating a new run (the settings used are recorded in metrics.json).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from disbench.errors import DisbenchError
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -23,7 +27,7 @@ CONF_DIR = Path(__file__).parent / "conf"
 NOT_IDENTITY = {
     "data": {"verify", "url", "checksum"},
     "trainer": {"checkpoint_every_n_steps", "log_every_n_steps", "accelerator",
-                "progress_bar", "tensorboard"},
+                "progress_bar", "tensorboard", "threads"},
 }
 IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
 
@@ -66,3 +70,158 @@ def composer():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         yield lambda overrides=None: hydra_compose(config_name="config",
                                                    overrides=list(overrides or []))
+
+
+# -- values that cannot work --------------------------------------------------------
+
+TOP_LEVEL = ("model", "data", "arch", "trainer", "eval", "seed", "study", "paths")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# key: (test, what would be valid)
+RULES = {
+    "seed": (_is_int, "an integer"),
+    "trainer.max_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.lr": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "trainer.eps": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "trainer.betas": (lambda v: isinstance(v, list) and len(v) == 2
+                      and all(_is_number(b) and 0 <= b < 1 for b in v),
+                      "two numbers in [0, 1), e.g. [0.9,0.999]"),
+    "trainer.checkpoint_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.log_every_n_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "trainer.threads": (lambda v: v is None or (_is_int(v) and v >= 1),
+                        "an integer >= 1, or null for the CPUs this process may use"),
+    "trainer.accelerator": (lambda v: v in ("auto", "cpu", "gpu", "cuda", "mps"),
+                            "auto, cpu, gpu, cuda or mps"),
+    "arch.latent_dim": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+}
+
+
+def _close(key: str, valid) -> str:
+    near = difflib.get_close_matches(key, list(valid), n=3)
+    return f" (did you mean {' or '.join(near)}?)" if near else ""
+
+
+def _allowed_keys(group: str, node: dict) -> list[str]:
+    """The keys a group's config may hold: those of its shipped options (trainer, arch),
+    the dataset loader's options (data)."""
+    if group == "data":
+        from disbench import data
+
+        return ["name", *data.options(node.get("name"))]
+    keys: dict[str, None] = {}
+    for option in sorted((CONF_DIR / group).glob("*.yaml")):
+        keys.update(dict.fromkeys(k for k in OmegaConf.load(option) if k != "defaults"))
+    return list(keys)
+
+
+def _check_keys(cfg: dict) -> None:
+    unknown = [k for k in cfg if k not in TOP_LEVEL]
+    if unknown:
+        raise DisbenchError(f"unknown config key '{unknown[0]}'{_close(unknown[0], TOP_LEVEL)}; "
+                            f"valid top-level keys: {', '.join(TOP_LEVEL)}")
+    for group in ("trainer", "arch", "data"):
+        allowed = _allowed_keys(group, cfg[group])
+        for key in cfg[group]:
+            if key not in allowed:
+                raise DisbenchError(f"unknown key '{group}.{key}'{_close(key, allowed)}; valid "
+                                    f"keys of {group}: {', '.join(allowed)}")
+
+
+def _lookup(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def check(cfg: DictConfig | dict) -> None:
+    """Refuse a config that cannot work, before anything is written: an unknown key
+    (with the close matches), a value out of range (naming the key, the value and what
+    would be valid), an unknown or negative model hyperparameter, unknown eval settings."""
+    from disbench import models
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    _check_keys(cfg)
+    for key, (test, valid) in RULES.items():
+        value = _lookup(cfg, key)
+        if not test(value):
+            raise DisbenchError(f"{key}={value!r} cannot work: expected {valid}")
+    models.check(cfg["model"])
+    if cfg["eval"].get("name") != "none":
+        from disbench.metrics.evaluate import resolve_settings
+
+        resolve_settings(cfg["eval"])
+
+
+def _hydra_message(err: Exception, compose_without) -> str:
+    """Hydra's multi-line composition error as one line that lists what would be valid;
+    `compose_without(key)` composes the same overrides without the one setting `key`."""
+    import re
+
+    options = getattr(err, "options", None)
+    missing = re.search(r"Could not find '([^/']+)/([^']+)'", str(err))
+    if options is not None and missing:
+        group, name = missing.groups()
+        return (f"unknown {group} '{name}'{_close(name, options)}; valid: "
+                f"{', '.join(options)}")
+    override = re.search(r"Could not override '(\w+)\.([^']+)'", str(err))
+    if override:
+        group, key = override.groups()
+        try:
+            valid = list(compose_without(f"{group}.{key}")[group])
+        except Exception:  # noqa: BLE001 - the hint is best effort
+            valid = []
+        return (f"unknown key '{group}.{key}'{_close(key, valid)}; valid keys of {group}: "
+                f"{', '.join(map(str, valid))}")
+    return str(err).strip().splitlines()[0]
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """The overrides with each multirun sweep (a,b / range) at each of its values in turn,
+    the others at their first: every value is composed once."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as err:  # noqa: BLE001 - Hydra's parse errors
+        raise DisbenchError(f"cannot read the overrides: {str(err).splitlines()[0]}") from None
+    values = []
+    for text, override in zip(overrides, parsed):
+        try:
+            sweep = list(override.sweep_string_iterator()) if override.is_sweep_override() \
+                else None
+        except Exception:  # noqa: BLE001 - glob() and interval sweeps are left to Hydra
+            sweep = None
+        prefix = text[:len(text) - len(text.lstrip("+~"))]
+        values.append([f"{prefix}{override.key_or_group}={v}" for v in sweep] if sweep
+                      else [text])
+    first = [v[0] for v in values]
+    out = [first]
+    for i, options in enumerate(values):
+        out += [[*first[:i], option, *first[i + 1:]] for option in options[1:]]
+    return out
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """What `disbench train OVERRIDES` (or `-m`) would compose, checked before Hydra runs:
+    an unknown group option or key, or a value that cannot work, is one DisbenchError."""
+    with composer() as compose_one:
+        for variant in _variants(overrides):
+            try:
+                cfg = compose_one(variant)
+            except Exception as err:  # noqa: BLE001 - Hydra's composition errors
+                def without(key, variant=variant):
+                    return compose_one([o for o in variant if o.split("=")[0] != key])
+
+                raise DisbenchError(_hydra_message(err, without)) from None
+            check(cfg)

@@ -1,4 +1,10 @@
-"""The one exception type a user can cause: it ends in a clear message and a non-zero exit."""
+"""What a user can cause: one error type (a clear message, a non-zero exit) and one way
+to show a warning (one `warning:` line)."""
+
+from __future__ import annotations
+
+import sys
+import warnings
 
 
 class DisbenchError(Exception):
@@ -14,3 +20,25 @@ class DisbenchError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class DisbenchWarning(UserWarning):
+    """A warning of disbench's own; shown as one `warning:` line (see `warnings_as_lines`)."""
+
+
+def warn(message: str) -> None:
+    """One `warning:` line on stderr."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def warnings_as_lines() -> None:
+    """Show disbench's own warnings as one `warning:` line, without the file path and the
+    echoed source line of Python's default format; other warnings keep that format."""
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, DisbenchWarning):
+            return f"warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning

@@ -5,8 +5,9 @@ Files (documented in docs/results-format.md):
   status.json        {"state": running | completed | failed | interrupted, ...}
   losses.csv         the loss log
   metrics.json       final losses and metric scores (written before "completed")
-  checkpoints/last.ckpt
+  checkpoints/last.ckpt, checkpoints/previous.ckpt (the one before, a fallback)
   traversal.png
+  train.log          a sweep task's console output (sweeps only)
   claim.json         present while a process trains the run
 
 Every write is atomic (write a temporary file, then rename); "completed" is the
@@ -50,6 +51,18 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+class CorruptFile(DisbenchError):
+    """A run's file exists but cannot be read (truncated, edited, half-written)."""
+
+    def __init__(self, path: Path, problem: str, remedy: str):
+        super().__init__(f"{path} cannot be read ({problem}); {remedy}")
+        self.path, self.problem = path, problem
+
+
+REPAIR_BY_RERUN = ("running the run again (`disbench train` with its overrides, or its "
+                   "sweep) rewrites it from the run's config")
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -89,6 +102,7 @@ class RunDir:
         self.metrics = self.path / "metrics.json"
         self.checkpoints = self.path / "checkpoints"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
+        self.previous_checkpoint = self.checkpoints / "previous.ckpt"
         self.traversal = self.path / "traversal.png"
         self.claim_file = self.path / "claim.json"
 
@@ -108,17 +122,39 @@ class RunDir:
 
     # -- status ------------------------------------------------------------
     def status(self) -> dict | None:
+        """status.json's content; None if there is none; `CorruptFile` if unreadable."""
         try:
-            return read_json(self.status_file)
-        except (json.JSONDecodeError, OSError):
-            return None
+            status = read_json(self.status_file)
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+            raise CorruptFile(self.status_file, str(err), REPAIR_BY_RERUN) from None
+        if status is not None and not (isinstance(status, dict) and "state" in status):
+            raise CorruptFile(self.status_file, "no 'state' in it", REPAIR_BY_RERUN)
+        return status
 
     @property
     def state(self) -> str | None:
         return (self.status() or {}).get("state")
 
+    def read_config(self):
+        """config.yaml as a DictConfig; `CorruptFile` if unreadable, DisbenchError if missing."""
+        from omegaconf import DictConfig, OmegaConf
+
+        if not self.config.is_file():
+            raise DisbenchError(f"{self.config} is missing; {REPAIR_BY_RERUN}")
+        try:
+            cfg = OmegaConf.load(self.config)
+        except Exception as err:  # noqa: BLE001 - YAML errors of every kind
+            raise CorruptFile(self.config, str(err).splitlines()[0], REPAIR_BY_RERUN) from None
+        if not isinstance(cfg, DictConfig) or not {"model", "data", "arch", "seed"} <= set(cfg):
+            raise CorruptFile(self.config, "not a run's config", REPAIR_BY_RERUN)
+        return cfg
+
     def update_status(self, **fields) -> dict:
-        status = {**(self.status() or {}), **fields, "updated_at": time.time()}
+        try:
+            previous = self.status() or {}
+        except CorruptFile:
+            previous = {}  # rewritten whole by the run that owns it
+        status = {**previous, **fields, "updated_at": time.time()}
         write_json(self.status_file, status)
         return status
 

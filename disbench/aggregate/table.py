@@ -139,17 +139,17 @@ def read_run(run: store.RunDir, study: str) -> dict | Skipped:
     """A completed run's row, or why it is left out."""
     name = run.path.name
     try:
-        status = json.loads(run.status_file.read_text())
-    except (OSError, ValueError) as err:
-        return Skipped(study, name, "unreadable", f"status.json cannot be read: {err}")
-    if not isinstance(status, dict) or "state" not in status:
-        return Skipped(study, name, "unreadable", "status.json holds no state")
+        status = run.status()
+    except store.CorruptFile as err:
+        return Skipped(study, name, "unreadable", str(err))
     if status["state"] != store.COMPLETED:
         return Skipped(study, name, *_why_not_completed(run, status))
     try:
         metrics = json.loads(run.metrics.read_text())
     except (OSError, ValueError) as err:
-        return Skipped(study, name, "unreadable", f"metrics.json cannot be read: {err}")
+        return Skipped(study, name, "unreadable",
+                       f"{run.metrics} cannot be read ({err}); `disbench eval {run.path} "
+                       f"--force` scores the run again and rewrites it")
     try:
         return run_row(status, metrics)
     except (KeyError, TypeError, ValueError, AttributeError) as err:

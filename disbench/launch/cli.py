@@ -9,7 +9,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from disbench.config import CONF_DIR
-from disbench.errors import DisbenchError
+from disbench.errors import DisbenchError, warn
+from disbench.interrupt import Interrupted
 from disbench.launch import local
 from disbench.launch.state import run_state, summarize, to_launch
 from disbench.launch.status import default_results, report
@@ -56,13 +57,20 @@ def sweep_main(argv: list[str]) -> int:
     states = [run_state(r.run_dir) for r in runs]
     pending = [runs[i] for i in to_launch(states, args.retry_failed)]
     counts = summarize(states)
+    for run, state in zip(runs, states):
+        if state == "unreadable":
+            warn(f"{run.run_dir.status_file} is unreadable; the sweep runs {run.run_id} again, "
+                 f"which rewrites it from the run's config")
     print(f"sweep {args.sweep} -> study {study}: {len(runs)} runs, "
-          + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "unreadable")
           + f"; to run: {len(pending)}  (planned in {time.perf_counter() - start:.1f} s)")
     if args.dry_run or not pending:
         return 0
     if launcher["name"] == "local":
-        result = local.launch(pending, launcher.get("workers"))
+        try:
+            result = local.launch(pending, launcher.get("workers"))
+        except Interrupted as stop:  # launch() said what was left and how to go on
+            return stop.exit_code
         return 1 if result.get("failed") else 0
     from disbench.launch import slurm
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
 
+from disbench.interrupt import stopping_signals
 from disbench.launch.sweep import PlannedRun
 from disbench.launch.task import execute
+
+# seconds the interrupted runs get to record themselves before the sweep stops waiting
+STOP_GRACE_SECONDS = 120
 
 
 def default_workers() -> int:
@@ -18,51 +24,83 @@ def default_workers() -> int:
 
     if torch.cuda.is_available():
         return torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // 4)
+    from disbench.train.run import available_cpus
+
+    return max(1, available_cpus() // 4)
 
 
-def _in_fresh_process(overrides: list[str], log: str, threads: int) -> tuple[str, str]:
+def _in_fresh_process(overrides: list[str], log: str, threads: int,
+                      stopping: threading.Event) -> tuple[str, str]:
     """One run in a new process, so that no state leaks from one run into the next.
 
     (A ProcessPoolExecutor with max_tasks_per_child=1 would do this, but on Python 3.11 it
     hangs once its first worker retires.)
     """
+    if stopping.is_set():
+        return "interrupted", "not started: the sweep was stopped"
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as one:
         return one.submit(execute, overrides, log, threads).result()
 
 
+def _stop_workers(signal_name: str) -> None:
+    """Pass the stopping signal on to the worker processes (Ctrl-C reaches them from the
+    terminal; SIGTERM and SIGHUP sent to the sweep alone do not)."""
+    for child in multiprocessing.active_children():
+        try:
+            os.kill(child.pid, getattr(signal, signal_name))
+        except (ProcessLookupError, TypeError):
+            pass
+
+
 def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]:
-    """Train `runs`; print a progress line per finished run and a summary; return counts."""
+    """Train `runs`; print a progress line per finished run and a summary; return counts.
+
+    SIGINT, SIGTERM or SIGHUP stops the sweep: the runs in progress are stored as
+    interrupted (they resume from their last checkpoint), the others are not started, and
+    `Interrupted` is raised once the workers have recorded their runs."""
+    from disbench.train.run import available_cpus
+
     workers = workers or default_workers()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cpus() // workers)
     counts = {"completed": 0, "failed": 0, "busy": 0, "interrupted": 0, "skipped": 0}
     failures = []
     start = time.time()
+    stopping = threading.Event()
     pool = ThreadPoolExecutor(workers)
     futures = {}
     for run in runs:
         log = str(run.run_dir.path / "train.log")
-        futures[pool.submit(_in_fresh_process, run.overrides, log, threads)] = run
-    try:
-        for done, future in enumerate(as_completed(futures), 1):
-            run = futures[future]
-            try:
-                state, reason = future.result()
-            except Exception as err:  # the worker process itself died
-                state, reason = "failed", f"worker died: {err}"
-            counts[state] = counts.get(state, 0) + 1
-            if state == "failed":
-                failures.append((run.run_id, reason))
-            print(f"[{done}/{len(runs)} {time.time() - start:6.0f}s] {state:11s} {run.run_id}  "
-                  + "  ".join(f"{k}={v}" for k, v in counts.items() if v), flush=True)
-    except KeyboardInterrupt:
-        # Ctrl-C reaches the workers too: their runs stop at the next step, stored as
-        # interrupted; the runs not started yet are not started.
-        pool.shutdown(wait=False, cancel_futures=True)
-        print("interrupted: runs not started are left for the next `disbench sweep`; the "
-              "interrupted ones resume from their last checkpoint.", file=sys.stderr)
-        raise
+        futures[pool.submit(_in_fresh_process, run.overrides, log, threads, stopping)] = run
+    with stopping_signals() as signals:
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                run = futures[future]
+                try:
+                    state, reason = future.result()
+                except KeyboardInterrupt:  # the worker was stopped before its run began
+                    state, reason = "interrupted", "stopped before the run began"
+                except Exception as err:  # the worker process itself died
+                    state, reason = "failed", f"worker died: {err}"
+                counts[state] = counts.get(state, 0) + 1
+                if state == "failed":
+                    failures.append((run.run_id, reason))
+                print(f"[{done}/{len(runs)} {time.time() - start:6.0f}s] {state:11s} "
+                      f"{run.run_id}  " + "  ".join(f"{k}={v}" for k, v in counts.items() if v),
+                      flush=True)
+        except KeyboardInterrupt as err:
+            stop = signals.interrupted(err)
+            stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(stop.signal_name)
+            started = [f for f in futures if not f.cancelled()]
+            try:  # wait until each interrupted run is recorded
+                wait(started, timeout=STOP_GRACE_SECONDS)
+            finally:
+                print(f"interrupted: runs not started are left for the next `disbench sweep`; "
+                      f"the interrupted ones resume from their last checkpoint "
+                      f"({stop.signal_name}).", file=sys.stderr, flush=True)
+            raise stop from None
     pool.shutdown()
     print("summary: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
     for run_id, reason in failures:

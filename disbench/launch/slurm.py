@@ -35,7 +35,13 @@ class SweepTask(submitit.helpers.Checkpointable):
 
 
 def slurm_folder(results: Path, study: str, launcher: dict) -> Path:
+    """Where submitit writes its logs: `launcher.folder`, else `<results>/<study>/.slurm`."""
     return Path(launcher.get("folder") or results / study / ".slurm")
+
+
+def jobs_record(results: Path, study: str) -> Path:
+    """The study's record of submitted jobs, in the study whatever `launcher.folder` is."""
+    return results / study / ".slurm" / "jobs.json"
 
 
 def _executor(folder: Path, study: str, launcher: dict) -> submitit.AutoExecutor:
@@ -57,13 +63,13 @@ def _executor(folder: Path, study: str, launcher: dict) -> submitit.AutoExecutor
     return executor
 
 
-def _record(folder: Path, jobs: list, runs: list[PlannedRun]) -> None:
-    """Append the submitted job ids and their runs to <folder>/jobs.json."""
-    path = folder / "jobs.json"
+def _record(path: Path, folder: Path, jobs: list, runs: list[PlannedRun]) -> None:
+    """Append the submitted job ids, their runs and log folder to the study's jobs.json."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     record = store.read_json(path) or {"jobs": []}
     for job, run in zip(jobs, runs):
         record["jobs"].append({"job_id": job.job_id, "run_id": run.run_id,
-                               "submitted_at": time.time()})
+                               "logs": str(folder), "submitted_at": time.time()})
     store.write_json(path, record)
 
 
@@ -89,7 +95,7 @@ def launch(study: str, runs: list[PlannedRun], launcher: dict, wait: bool = Fals
             raise DisbenchError(f"SLURM refused the submission ({err}); nothing is left "
                                 f"submitted. Check the launcher options: "
                                 f"{json.dumps(launcher)}") from None
-        _record(folder, submitted, chunk)
+        _record(jobs_record(results, study), folder, submitted, chunk)
         jobs += submitted
     arrays = sorted({j.job_id.split("_")[0] for j in jobs})
     print(f"submitted {len(jobs)} runs as {len(arrays)} array job(s): {', '.join(arrays)}; "
@@ -111,7 +117,10 @@ def launch(study: str, runs: list[PlannedRun], launcher: dict, wait: bool = Fals
 
 def job_states(results: Path, study: str) -> dict[str, int] | None:
     """Counts of SLURM states of the study's recorded tasks, from sacct; None if unknown."""
-    record = store.read_json(results / study / ".slurm" / "jobs.json")
+    try:
+        record = store.read_json(jobs_record(results, study))
+    except ValueError:  # a corrupt record: the states are unknown, the runs' own are shown
+        return None
     if not record or shutil.which("sacct") is None:
         return None
     arrays = sorted({j["job_id"].split("_")[0] for j in record["jobs"]})

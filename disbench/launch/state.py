@@ -8,12 +8,16 @@ from disbench import store
 
 # completed: done; failed: stored as failed (not retried unless asked); running: a live
 # process holds its claim; incomplete: started, but its process is gone (resumed when
-# launched); new: never started.
-STATES = ("completed", "failed", "running", "incomplete", "new")
+# launched); unreadable: its status.json cannot be read (launched: the run rewrites it);
+# new: never started.
+STATES = ("completed", "failed", "running", "incomplete", "unreadable", "new")
 
 
 def run_state(run: store.RunDir) -> str:
-    status = run.status()
+    try:
+        status = run.status()
+    except store.CorruptFile:
+        return "unreadable"
     if status is None:
         return "new"
     state = status.get("state")
@@ -31,5 +35,5 @@ def summarize(states: list[str]) -> dict[str, int]:
 
 def to_launch(states: list[str], retry_failed: bool = False) -> list[int]:
     """Indices of the runs a sweep launches: incomplete and new (and failed if asked)."""
-    wanted = {"incomplete", "new"} | ({"failed"} if retry_failed else set())
+    wanted = {"incomplete", "unreadable", "new"} | ({"failed"} if retry_failed else set())
     return [i for i, s in enumerate(states) if s in wanted]

@@ -1,4 +1,5 @@
-"""`disbench status STUDY`: counts by state, by model and dataset, and the failures."""
+"""`disbench status STUDY`: counts by state, by model and dataset; the unfinished, failed
+and unreadable runs."""
 
 from __future__ import annotations
 
@@ -20,30 +21,54 @@ def study_runs(results: Path, study: str) -> list[store.RunDir]:
             if p.is_dir() and (p / "status.json").exists()]
 
 
+def progress(status: dict) -> str:
+    """`step 175 of 2000 (checkpoint at 150)`: where a run stands and where it resumes."""
+    text = f"step {status.get('step', 0)} of {status.get('max_steps')}"
+    checkpoint = status.get("checkpoint_step")
+    if checkpoint is not None and checkpoint != status.get("step"):
+        text += f" (resumes from its checkpoint at step {checkpoint})"
+    return text
+
+
 def report(results: Path, study: str) -> str:
     runs = study_runs(results, study)
     states = [run_state(r) for r in runs]
+    shown = [s for s in STATES if s != "new" and (s != "unreadable" or s in states)]
+    counts = Counter(states)
     lines = [f"study {study}: {len(runs)} runs in {results / study}",
-             "  " + "  ".join(f"{s} {Counter(states)[s]}" for s in STATES if s != "new")]
+             "  " + "  ".join(f"{s} {counts[s]}" for s in shown)]
     by_group: dict[tuple, Counter] = defaultdict(Counter)
-    failures = []
+    failures, unfinished, unreadable = [], [], []
     for run, state in zip(runs, states):
-        ident = (run.status() or {}).get("identity", {})
+        if state == "unreadable":
+            unreadable.append(run)
+            by_group[("?", "?")][state] += 1
+            continue
+        status = run.status() or {}
+        ident = status.get("identity", {})
         key = (ident.get("model", {}).get("name", "?"), ident.get("data", {}).get("name", "?"))
         by_group[key][state] += 1
         if state == "failed":
-            failures.append((run.path.name, (run.status() or {}).get("reason")))
-    shown = [s for s in STATES if s != "new"]
+            failures.append((run.path.name, status.get("reason")))
+        elif state in ("running", "incomplete"):
+            why = f", {status['reason']}" if status.get("reason") else ""
+            unfinished.append(f"  {run.path.name}: {state}, {progress(status)}{why}")
     lines.append("\n| model | data | " + " | ".join(shown) + " |")
     lines.append("|---|---|" + "---|" * len(shown))
-    for (model, data), counts in sorted(by_group.items()):
-        lines.append(f"| {model} | {data} | " + " | ".join(str(counts[s]) for s in shown) + " |")
+    for (model, data), group in sorted(by_group.items()):
+        lines.append(f"| {model} | {data} | " + " | ".join(str(group[s]) for s in shown) + " |")
     from disbench.launch.slurm import job_states
 
     slurm = job_states(results, study)
     if slurm:
         lines.append("\nSLURM tasks: " + "  ".join(f"{k} {v}" for k, v in sorted(slurm.items())))
+    if unfinished:
+        lines.append("\nunfinished runs (`disbench sweep` or `disbench train` resumes them):")
+        lines += unfinished
     if failures:
         lines.append("\nfailed runs:")
         lines += [f"  {name}: {reason}" for name, reason in failures]
+    if unreadable:
+        lines.append(f"\nunreadable runs ({store.REPAIR_BY_RERUN}):")
+        lines += [f"  {run.status_file}" for run in unreadable]
     return "\n".join(lines)

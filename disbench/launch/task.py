@@ -10,14 +10,13 @@ from pathlib import Path
 
 def execute(overrides: tuple[str, ...], log_path: str | None = None,
             threads: int | None = None) -> tuple[str, str]:
-    """Train one run; returns (state, reason). Never raises: a failure is a result."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    """Train one run with `threads` CPU threads (unless its overrides set trainer.threads);
+    returns (state, reason). Never raises: a failure is a result."""
     from disbench.config import compose
-    from disbench.errors import DisbenchError
+    from disbench.errors import DisbenchError, warnings_as_lines
     from disbench.train.run import run
+
+    warnings_as_lines()
 
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +26,8 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
               contextlib.redirect_stderr(log or sys.stderr)):
             if log:
                 os.environ["TQDM_DISABLE"] = "1"
-            outcome = run(compose([*overrides, "trainer.progress_bar=false"]))
+            launcher = [f"trainer.threads={threads}"] if threads else []
+            outcome = run(compose([*launcher, *overrides, "trainer.progress_bar=false"]))
         return outcome.state, outcome.reason
     except DisbenchError as err:
         return "failed", str(err)

@@ -140,7 +140,11 @@ def load_model(cfg, run_dir: Path, observation_shape):
     if not ckpt_path.is_file():
         raise DisbenchError(f"{ckpt_path} is missing")
     model = build_model(cfg, observation_shape)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt
+        raise DisbenchError(f"{ckpt_path} cannot be read ({str(err).splitlines()[0][:200]}); "
+                            f"restore it, or train the run again") from None
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
              if k.startswith("model.")}
     try:
@@ -154,8 +158,6 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
               ) -> tuple[str, str]:
     """Score one run if needed. Returns (outcome, message); outcome is ``scored``,
     ``already scored`` or ``not completed``."""
-    from omegaconf import OmegaConf
-
     from disbench import store
     from disbench.metrics.evaluate import score_model
 
@@ -163,9 +165,7 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
     state = run.state
     if state != store.COMPLETED:
         return "not completed", f"skipped {run_dir.name}: not completed (state {state})"
-    if not run.config.is_file():
-        raise DisbenchError(f"{run.config} is missing")
-    cfg = OmegaConf.load(run.config)
+    cfg = run.read_config()
     seed = int(cfg.seed)
     try:
         metrics = store.read_json(run.metrics)

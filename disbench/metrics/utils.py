@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from disbench.errors import DisbenchError
+from disbench.errors import DisbenchError, DisbenchWarning
 
 
 class MetricInputError(DisbenchError, ValueError):
@@ -28,7 +28,7 @@ class MetricInputError(DisbenchError, ValueError):
     """
 
 
-class MetricWarning(RuntimeWarning):
+class MetricWarning(DisbenchWarning, RuntimeWarning):
     """Warns that part of a metric was skipped or is undefined (NaN) for the given data."""
 
 

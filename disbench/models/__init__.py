@@ -47,6 +47,9 @@ def _check_value(model: str, key: str, value, annotation):
     if value is None and type(None) in kinds:
         return None
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if is_number and value < 0:  # strengths, rates and thresholds: none is negative
+        raise DisbenchError(f"model.{key}={value!r} for model '{model}': expected a value "
+                            f">= 0 (a negative strength would reward what it penalises).")
     if float in kinds and is_number:
         return float(value)  # NaN passes on purpose: the run then fails as non-finite
     if int in kinds and is_number and float(value).is_integer():

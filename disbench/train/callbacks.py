@@ -27,24 +27,31 @@ def truncate_loss_log(path, after_step: int) -> None:
 
 
 class RunRecorder(pl.Callback):
-    """Every `log_every` steps: a row of losses.csv (after a finiteness check) and a
-    claim heartbeat; every `checkpoint_every` steps: an atomic checkpoint and the
-    step in status.json."""
+    """Every `log_every` steps: a row of losses.csv (after a finiteness check), the step
+    in status.json and a claim heartbeat; every `checkpoint_every` steps: an atomic
+    checkpoint (the one before kept as previous.ckpt) and its step in status.json."""
 
     def __init__(self, run: RunDir, log_every: int, checkpoint_every: int):
         self.run, self.log_every, self.checkpoint_every = run, log_every, checkpoint_every
         self.last_terms = None
 
+    def on_train_start(self, trainer, module):
+        self.run.update_status(device=str(module.device))
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step  # updates done so far
         self.last_terms = outputs
+        fields = {}
         if step % self.log_every == 0 or step == trainer.max_steps:
             self.log_row(module, step, outputs)
             trainer.progress_bar_metrics.update(loss=float(outputs["loss"]))
+            fields["step"] = step
         if step % self.checkpoint_every == 0 or step == trainer.max_steps:
             module.check_finite(outputs)
             self.save_checkpoint(trainer)
-            self.run.update_status(step=step)
+            fields.update(step=step, checkpoint_step=step)
+        if fields:
+            self.run.update_status(**fields)
 
     def log_row(self, module, step: int, terms) -> None:
         module.check_finite(terms)
@@ -60,6 +67,8 @@ class RunRecorder(pl.Callback):
     def save_checkpoint(self, trainer) -> None:
         tmp = self.run.checkpoints / f".last.ckpt.tmp-{os.getpid()}"
         trainer.save_checkpoint(tmp)
+        if self.run.last_checkpoint.exists():
+            os.replace(self.run.last_checkpoint, self.run.previous_checkpoint)
         os.replace(tmp, self.run.last_checkpoint)
 
 

@@ -1,0 +1,249 @@
+"""Nothing lost, nothing misleading: stopping signals at every stage, corrupt checkpoints,
+status and config files. In process where the test is not about the process itself."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from disbench import store
+from disbench.config import compose
+from disbench.launch.status import report
+from disbench.train import run as run_module
+from disbench.train.module import TrainingModule
+from disbench.train.run import run
+
+MLP_SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none", "arch=mlp"]
+
+
+def smoke_cfg(tmp_path, data_dir, *extra):
+    return compose([*MLP_SMOKE, *extra, f"paths.results={tmp_path}", f"paths.data={data_dir}"])
+
+
+def signal_self(name: str):
+    os.kill(os.getpid(), getattr(signal, name))
+    time.sleep(5)  # the handler raises before this ends
+    raise AssertionError(f"{name} was not handled")
+
+
+def losses(run_dir: store.RunDir) -> list[dict]:
+    with open(run_dir.losses, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sigterm_while_scoring_is_recorded_and_scoring_resumes(tmp_path, data_dir, monkeypatch,
+                                                                capsys):
+    cfg = smoke_cfg(tmp_path, data_dir)
+    real_evaluate = run_module.evaluate
+    monkeypatch.setattr(run_module, "evaluate", lambda *a, **k: signal_self("SIGTERM"))
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    outcome = run(cfg)
+    assert outcome.state == "interrupted" and outcome.exit_code == 128 + signal.SIGTERM
+    status = outcome.run_dir.status()
+    assert status["state"] == "interrupted" and status["stage"] == "scoring"
+    assert status["reason"] == "SIGTERM during scoring" and status["step"] == 20
+    assert not outcome.run_dir.claim_file.exists()
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    err = capsys.readouterr().err
+    assert "interrupted (SIGTERM during scoring); run the same command again to resume" in err
+
+    calls = []
+    monkeypatch.setattr(run_module, "evaluate", lambda *a, **k: calls.append(1) or
+                        real_evaluate(*a, **k))
+    trained = losses(outcome.run_dir)
+    again = run(cfg)
+    assert again.state == "completed" and calls == [1]
+    assert "resuming" in capsys.readouterr().out
+    assert losses(again.run_dir) == trained  # scoring resumed; nothing was trained again
+    assert again.run_dir.status()["attempts"] == 2
+
+
+def test_sighup_while_loading_data_records_nothing(tmp_path, data_dir, monkeypatch, capsys):
+    monkeypatch.setattr(run_module, "load_dataset", lambda cfg: signal_self("SIGHUP"))
+    outcome = run(smoke_cfg(tmp_path, data_dir))
+    assert outcome.state == "interrupted" and outcome.exit_code == 128 + signal.SIGHUP
+    assert not outcome.run_dir.path.exists()
+    assert "SIGHUP while loading the dataset" in capsys.readouterr().err
+
+
+def test_sigterm_while_training_shows_the_real_step(tmp_path, data_dir, monkeypatch):
+    step = TrainingModule.training_step
+
+    def stop_at_15(self, batch, batch_idx):
+        if self.global_step == 15:
+            signal_self("SIGTERM")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(TrainingModule, "training_step", stop_at_15)
+    outcome = run(smoke_cfg(tmp_path, data_dir))
+    status = outcome.run_dir.status()
+    assert outcome.exit_code == 128 + signal.SIGTERM
+    assert status["state"] == "interrupted" and status["reason"] == "SIGTERM during training"
+    assert status["step"] == 15 and status["checkpoint_step"] == 10
+    assert status["threads"] == run_module.available_cpus() and status["device"] == "cpu"
+    text = report(tmp_path, "default")
+    assert "step 15 of 20 (resumes from its checkpoint at step 10)" in text
+    assert "SIGTERM during training" in text
+
+
+def test_threads_are_a_config_key_and_recorded(tmp_path, data_dir):
+    outcome = run(smoke_cfg(tmp_path, data_dir, "trainer.threads=1", "trainer.max_steps=2"))
+    assert outcome.state == "completed"
+    assert outcome.run_dir.status()["threads"] == 1 and torch.get_num_threads() == 1
+    torch.set_num_threads(run_module.available_cpus())
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, data_dir, capsys):
+    cfg = smoke_cfg(tmp_path / "a", data_dir)
+    reference = run(cfg)
+    rd = reference.run_dir
+    assert torch.load(rd.previous_checkpoint, weights_only=True)["global_step"] == 10
+    expected = losses(rd)
+    # as if the run had been stopped after its last checkpoint was half-written
+    rd.update_status(state="interrupted")
+    corrupt(rd.last_checkpoint)
+    capsys.readouterr()
+    outcome = run(cfg)
+    err = capsys.readouterr().err
+    assert outcome.state == "completed", err
+    assert f"warning: {rd.last_checkpoint} is unreadable" in err
+    assert "kept aside as last.ckpt.unreadable" in err and "Traceback" not in err
+    assert "warning: resuming from the checkpoint before it, previous.ckpt (step 10)" in err
+    assert (rd.checkpoints / "last.ckpt.unreadable").exists()
+    assert losses(rd) == expected  # steps 11-20 replayed exactly
+
+
+def test_no_readable_checkpoint_restarts_from_scratch(tmp_path, data_dir, capsys):
+    cfg = smoke_cfg(tmp_path, data_dir)
+    rd = run(cfg).run_dir
+    expected = losses(rd)
+    rd.update_status(state="interrupted")
+    corrupt(rd.last_checkpoint)
+    rd.previous_checkpoint.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    outcome = run(cfg)
+    captured = capsys.readouterr()
+    assert outcome.state == "completed"
+    assert "last.ckpt.unreadable" in captured.err and "previous.ckpt.unreadable" in captured.err
+    assert "starts again from step 0" in captured.out
+    assert losses(rd) == expected
+
+
+def test_corrupt_status_is_named_everywhere_and_repaired_by_a_rerun(tmp_path, data_dir,
+                                                                    capsys):
+    from disbench.aggregate.table import read_study
+    from disbench.launch.state import run_state
+    from disbench.metrics import cli as eval_cli
+
+    cfg = smoke_cfg(tmp_path, data_dir)
+    rd = run(cfg).run_dir
+    trained = losses(rd)
+    rd.status_file.write_text('{"state": "compl')
+    assert run_state(rd) == "unreadable"
+    text = report(tmp_path, "default")
+    assert "unreadable 1" in text and str(rd.status_file) in text
+    (skipped,) = read_study(tmp_path / "default").skipped
+    assert str(rd.status_file) in skipped.reason and "cannot be read" in skipped.reason
+    assert "rewrites it" in skipped.reason
+    capsys.readouterr()
+    assert eval_cli.main([str(rd.path)]) == 1
+    assert f"{rd.status_file} cannot be read" in capsys.readouterr().err
+
+    outcome = run(cfg)  # the files show the run finished: rebuilt, not trained again
+    err = capsys.readouterr().err
+    assert outcome.state == "skipped" and "rebuilt as completed" in err
+    assert rd.status()["state"] == "completed" and losses(rd) == trained
+
+
+def test_corrupt_config_is_named_by_eval_and_rewritten_by_a_rerun(tmp_path, data_dir, capsys):
+    from disbench.metrics import cli as eval_cli
+
+    cfg = smoke_cfg(tmp_path, data_dir)
+    rd = run(cfg).run_dir
+    good = rd.config.read_text()
+    rd.config.write_text("model: [unclosed\n")
+    capsys.readouterr()
+    assert eval_cli.main([str(rd.path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{rd.config} cannot be read" in err and "Traceback" not in err
+    assert run(cfg).state == "skipped"
+    assert rd.config.read_text() == good
+    assert "config.yaml could not be read" in capsys.readouterr().err
+
+
+def test_corrupt_status_of_an_unfinished_run_is_rewritten_by_the_run(tmp_path, data_dir,
+                                                                     monkeypatch, capsys):
+    from disbench.launch.cli import sweep_main
+
+    cfg = smoke_cfg(tmp_path, data_dir)
+    monkeypatch.setattr(run_module, "evaluate", lambda *a, **k: signal_self("SIGTERM"))
+    rd = run(cfg).run_dir
+    monkeypatch.undo()
+    rd.status_file.write_text("")
+    spec = tmp_path / "one.yaml"
+    spec.write_text("study: default\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "blocks:\n  - model: betavae\noverrides: [trainer=smoke, eval=none]\n")
+    monkeypatch.setenv("DISBENCH_RESULTS", str(tmp_path))
+    capsys.readouterr()
+    assert sweep_main([str(spec), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {rd.status_file} is unreadable" in captured.err
+    assert "1 unreadable" in captured.out and "to run: 1" in captured.out
+    outcome = run(cfg)
+    assert outcome.state == "completed" and rd.status()["state"] == "completed"
+    assert "the run goes on from its last checkpoint" in capsys.readouterr().err
+
+
+def disbench(*args, results, data_dir, **kwargs):
+    env = {**os.environ, "DISBENCH_RESULTS": str(results), "DISBENCH_DATA": str(data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "disbench.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for(predicate, seconds=120):
+    deadline = time.time() + seconds
+    while time.time() < deadline and not predicate():
+        time.sleep(0.2)
+    assert predicate(), "timed out"
+
+
+def test_sigterm_to_a_local_sweep_stops_its_workers_and_records_the_run(tmp_path, data_dir):
+    """SIGTERM to the sweep's process alone (as `kill` sends it; Ctrl-C reaches the whole
+    process group): the sweep passes it on, the run in progress is stored as interrupted
+    with its claim released, and the sweep exits 143 saying how to go on."""
+    spec = tmp_path / "long.yaml"
+    spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
+                    "  model: betavae\nblocks:\n  - seed: range(0, 3)\n"
+                    "overrides: [trainer=smoke, trainer.max_steps=100000, eval=none]\n")
+    proc = disbench("sweep", str(spec), results=tmp_path, data_dir=data_dir)
+    study = tmp_path / "long"
+    wait_for(lambda: study.exists() and any((p / "losses.csv").exists()
+                                            for p in study.iterdir()))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "runs not started are left for the next `disbench sweep`" in err
+    assert "(SIGTERM)" in err and "Traceback" not in err
+    runs = [store.RunDir(p) for p in study.iterdir() if (p / "status.json").exists()]
+    assert [r.status()["reason"] for r in runs] == ["SIGTERM during training"]
+    assert not any(r.claim_file.exists() for r in runs)
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path, data_dir):
+    run(smoke_cfg(tmp_path, data_dir, "trainer.max_steps=1"))
+    proc = disbench("status", "default", results=tmp_path, data_dir=data_dir)
+    proc.stdout.close()  # the reader is gone before anything is written, as after `| head`
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
