@@ -161,6 +161,10 @@ def check(cfg: DictConfig | dict) -> None:
         from disbench.metrics.evaluate import resolve_settings
 
         resolve_settings(cfg["eval"])
+    elif len(cfg["eval"]) > 1:
+        key = next(k for k in cfg["eval"] if k != "name")
+        raise DisbenchError(f"unknown key 'eval.{key}': eval=none computes no metrics and takes "
+                            f"no settings; set them with eval=fast or eval=locatello")
 
 
 def _hydra_message(err: Exception, compose_without) -> str:

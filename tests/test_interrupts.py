@@ -247,3 +247,26 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path, data_dir):
     err = proc.stderr.read()
     proc.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_the_interruption_is_reported_on_a_line_of_its_own(tmp_path, data_dir, monkeypatch):
+    import io
+
+    terminal = io.StringIO()  # stdout and stderr as a terminal shows them: interleaved
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    step = TrainingModule.training_step
+
+    def stop_at_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            signal_self("SIGINT")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(TrainingModule, "training_step", stop_at_3)
+    outcome = run(smoke_cfg(tmp_path, data_dir, "trainer.progress_bar=true"))
+    err = terminal.getvalue()
+    message = f"{outcome.run_dir.path.name} interrupted (SIGINT during training); run the same"
+    assert "train:" in err and message in err  # the bar was drawn
+    before, after = err.split(message)
+    assert before.endswith("\n")  # the bar's line was ended first
+    assert "train:" not in after  # and the bar is not drawn again after the message

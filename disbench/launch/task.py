@@ -40,9 +40,9 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
 
 
 def _stop_joblib_workers() -> None:
-    """Stop the worker processes joblib keeps for reuse (DCI and the downstream task use
-    them): they idle for 300 s, and a multiprocessing child waits for its children when
-    it exits, so a sweep worker would sit out those 300 s after every scored run."""
-    from joblib.externals.loky import get_reusable_executor
+    """joblib's idle workers would hold a sweep worker's exit for 300 s (see
+    `disbench.metrics.downstream.stop_workers`); scoring stops them, and so does a task
+    whatever way its run ended."""
+    from disbench.metrics.downstream import stop_workers
 
-    get_reusable_executor().shutdown(wait=True, kill_workers=True)
+    stop_workers()

@@ -132,3 +132,12 @@ def compute_downstream(sampler, rng: np.random.Generator,
         scores.update(downstream_scores(codes_train, factors_train, codes_test, factors_test,
                                         str(n), predictors, n_jobs))
     return scores
+
+
+def stop_workers() -> None:
+    """Stop the worker processes joblib keeps for reuse, cleanly, once a model is scored:
+    left to the interpreter's exit they print loky's "leaked semlock objects" warning,
+    and a multiprocessing child (a sweep worker) waits out their 300 s idle time."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True, kill_workers=True)

@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 from disbench.metrics.beta_vae import compute_beta_vae
 from disbench.metrics.dci import compute_dci
-from disbench.metrics.downstream import compute_downstream
+from disbench.metrics.downstream import compute_downstream, stop_workers
 from disbench.metrics.factor_vae import compute_factor_vae
 from disbench.metrics.irs import compute_irs
 from disbench.metrics.mig import compute_mig
@@ -497,4 +497,5 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
             timings["num_encoded"] = stats.num_encoded
     finally:
         model.to(original_device).train(was_training)
+        stop_workers()
     return {**scores, "eval": {**settings, "seed": seed}}

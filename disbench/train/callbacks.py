@@ -87,3 +87,9 @@ class StepProgressBar(TQDMProgressBar):
             self.train_progress_bar.n = n
             self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
             self.train_progress_bar.refresh()
+
+    def on_exception(self, trainer, pl_module, exception):
+        # end the bar's line now: what the run prints about the interruption starts a line
+        # of its own, and the closed bar is not redrawn after it
+        if self._train_progress_bar is not None:
+            self.train_progress_bar.close()

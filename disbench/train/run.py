@@ -190,13 +190,6 @@ def evaluate(cfg: DictConfig, model: models.VAE, dataset, device) -> dict:
     return score_model(model, dataset, eval_cfg, seed=cfg.seed, device=device)
 
 
-def _close_progress_bar(trainer: pl.Trainer | None) -> None:
-    """End the training bar's line, so that what is printed next starts a line of its own."""
-    bar = getattr(trainer, "progress_bar_callback", None) if trainer is not None else None
-    if bar is not None and getattr(bar, "_train_progress_bar", None) is not None:
-        bar.train_progress_bar.close()
-
-
 def _previous_status(rd: store.RunDir) -> dict:
     try:
         return rd.status() or {}
@@ -273,7 +266,7 @@ def run(cfg: DictConfig) -> Outcome:
             print(f"{rid} is being trained by {owner.get('host')} pid {owner.get('pid')}: "
                   f"{rd.path}")
             return Outcome("busy", rd)
-        stage, trainer, started = "starting", None, time.time()
+        stage, started = "starting", time.time()
         try:
             store.write_atomic(rd.config, OmegaConf.to_yaml(cfg, resolve=True))
             status = _previous_status(rd)
@@ -286,7 +279,6 @@ def run(cfg: DictConfig) -> Outcome:
             )
             stage = "training"
             model, trainer = _train(cfg, rd, dataset)
-            _close_progress_bar(trainer)
             if trainer.global_step < cfg.trainer.max_steps:
                 raise KeyboardInterrupt  # the trainer stopped early: a signal it handled
             device = trainer.strategy.root_device
@@ -312,7 +304,6 @@ def run(cfg: DictConfig) -> Outcome:
         except (KeyboardInterrupt, SystemExit) as err:
             # A stopping signal (Lightning turns Ctrl-C during fit into SystemExit), or a
             # launcher's preemption handler (submitit requeues, then exits: the exit goes on).
-            _close_progress_bar(trainer)
             foreign_exit = isinstance(err, SystemExit) and signals.received is None
             stop = signals.interrupted(err)
             reason = "exit" if foreign_exit else f"{stop.signal_name} during {stage}"
