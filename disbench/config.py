@@ -11,6 +11,7 @@ creating a new run (the settings used are recorded in metrics.json).
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -105,7 +106,8 @@ RULES = {
 }
 
 
-def _close(key: str, valid) -> str:
+def close_matches(key: str, valid) -> str:
+    """` (did you mean a or b?)` for the valid names close to `key`, else ''."""
     near = difflib.get_close_matches(key, list(valid), n=3)
     return f" (did you mean {' or '.join(near)}?)" if near else ""
 
@@ -117,6 +119,11 @@ def _allowed_keys(group: str, node: dict) -> list[str]:
         from disbench import data
 
         return ["name", *data.options(node.get("name"))]
+    return _option_keys(group)
+
+
+@functools.cache
+def _option_keys(group: str) -> list[str]:
     keys: dict[str, None] = {}
     for option in sorted((CONF_DIR / group).glob("*.yaml")):
         keys.update(dict.fromkeys(k for k in OmegaConf.load(option) if k != "defaults"))
@@ -126,14 +133,15 @@ def _allowed_keys(group: str, node: dict) -> list[str]:
 def _check_keys(cfg: dict) -> None:
     unknown = [k for k in cfg if k not in TOP_LEVEL]
     if unknown:
-        raise DisbenchError(f"unknown config key '{unknown[0]}'{_close(unknown[0], TOP_LEVEL)}; "
-                            f"valid top-level keys: {', '.join(TOP_LEVEL)}")
+        key = unknown[0]
+        raise DisbenchError(f"unknown config key '{key}'{close_matches(key, TOP_LEVEL)}; valid "
+                            f"top-level keys: {', '.join(TOP_LEVEL)}")
     for group in ("trainer", "arch", "data"):
         allowed = _allowed_keys(group, cfg[group])
         for key in cfg[group]:
             if key not in allowed:
-                raise DisbenchError(f"unknown key '{group}.{key}'{_close(key, allowed)}; valid "
-                                    f"keys of {group}: {', '.join(allowed)}")
+                raise DisbenchError(f"unknown key '{group}.{key}'{close_matches(key, allowed)}; "
+                                    f"valid keys of {group}: {', '.join(allowed)}")
 
 
 def _lookup(cfg: dict, dotted: str):
@@ -167,7 +175,7 @@ def check(cfg: DictConfig | dict) -> None:
                             f"no settings; set them with eval=fast or eval=locatello")
 
 
-def _hydra_message(err: Exception, compose_without) -> str:
+def hydra_message(err: Exception, compose_without) -> str:
     """Hydra's multi-line composition error as one line that lists what would be valid;
     `compose_without(key)` composes the same overrides without the one setting `key`."""
     import re
@@ -176,7 +184,7 @@ def _hydra_message(err: Exception, compose_without) -> str:
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", str(err))
     if options is not None and missing:
         group, name = missing.groups()
-        return (f"unknown {group} '{name}'{_close(name, options)}; valid: "
+        return (f"unknown {group} '{name}'{close_matches(name, options)}; valid: "
                 f"{', '.join(options)}")
     override = re.search(r"Could not override '(\w+)\.([^']+)'", str(err))
     if override:
@@ -185,7 +193,7 @@ def _hydra_message(err: Exception, compose_without) -> str:
             valid = list(compose_without(f"{group}.{key}")[group])
         except Exception:  # noqa: BLE001 - the hint is best effort
             valid = []
-        return (f"unknown key '{group}.{key}'{_close(key, valid)}; valid keys of {group}: "
+        return (f"unknown key '{group}.{key}'{close_matches(key, valid)}; valid keys of {group}: "
                 f"{', '.join(map(str, valid))}")
     return str(err).strip().splitlines()[0]
 
@@ -227,5 +235,5 @@ def check_overrides(overrides: list[str]) -> None:
                 def without(key, variant=variant):
                     return compose_one([o for o in variant if o.split("=")[0] != key])
 
-                raise DisbenchError(_hydra_message(err, without)) from None
+                raise DisbenchError(hydra_message(err, without)) from None
             check(cfg)

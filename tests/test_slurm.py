@@ -54,12 +54,17 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
     spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n    model.beta: [1, .nan]\n"
                     "overrides: [trainer=smoke, eval=none]\n")
-    out = disbench(["sweep", str(spec), *LAUNCHER, "--wait"], tmp_path, data_dir)
+    logs = tmp_path / "logs"  # submitit's logs outside the study: its job record stays in it
+    out = disbench(["sweep", str(spec), *LAUNCHER, f"launcher.folder={logs}", "--wait"],
+                   tmp_path, data_dir)
     assert out.returncode == 1 and "1 completed" in out.stdout and "1 failed" in out.stdout
     states = sorted(s["state"] for s in statuses(tmp_path, "mixed").values())
     assert states == ["completed", "failed"]
     (failed,) = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
     assert "non-finite loss at step 0" in failed["reason"]
+    assert any(logs.rglob("*.out"))
+    status = disbench(["status", "mixed"], tmp_path, data_dir)
+    assert "SLURM tasks: COMPLETED 2" in status.stdout, status.stdout
 
 
 def test_rejected_option_submits_nothing(tmp_path, data_dir):

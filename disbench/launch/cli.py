@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from disbench.config import CONF_DIR
+from disbench.config import CONF_DIR, close_matches
 from disbench.errors import DisbenchError, warn
 from disbench.interrupt import Interrupted
 from disbench.launch import local
@@ -31,13 +31,16 @@ def launcher_config(args: list[str]) -> tuple[dict, list[str]]:
     path = CONF_DIR / "launcher" / f"{name}.yaml"
     if not path.is_file():
         valid = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-        raise DisbenchError(f"unknown launcher '{name}'; valid: {valid}")
+        raise DisbenchError(f"unknown launcher '{name}'{close_matches(name, valid.split(', '))}; "
+                            f"valid: {valid}")
     cfg = OmegaConf.load(path)
     for item in keys:
         key = item.split("=", 1)[0]
         if key not in cfg:
-            raise DisbenchError(f"launcher '{name}' has no option '{key}'; valid: "
-                                f"{', '.join(k for k in cfg if k != 'name')}")
+            valid = [k for k in cfg if k != "name"]
+            hint = close_matches(key, valid)
+            raise DisbenchError(f"launcher '{name}' has no option '{key}'{hint}; valid: "
+                                f"{', '.join(valid)}")
         cfg.merge_with(OmegaConf.from_dotlist([item]))
     return OmegaConf.to_container(cfg), rest
 

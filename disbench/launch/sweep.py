@@ -129,10 +129,14 @@ class _GroupComposer:
         self.combined: dict[tuple, dict] = {}
 
     def _compose(self, groups: tuple[str, ...]) -> dict:
+        overrides = [*groups, *self.base_overrides]
         try:
-            cfg = self.compose([*groups, *self.base_overrides])
-        except Exception as err:  # Hydra's own message names the bad option
-            raise DisbenchError(f"{self.where}: {err}") from None
+            cfg = self.compose(overrides)
+        except Exception as err:  # noqa: BLE001 - Hydra's composition errors
+            def without(key):
+                return self.compose([o for o in overrides if o.split("=")[0] != key])
+
+            raise DisbenchError(f"{self.where}: {config.hydra_message(err, without)}") from None
         return OmegaConf.to_container(cfg, resolve=True)
 
     def _local(self, choice: str) -> dict | None:
@@ -169,7 +173,7 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                   if o.startswith("study=")), spec["study"])
     base_overrides.append(f"study={study}")
     cli_keys = {o.split("=", 1)[0].lstrip("+~") for o in base_overrides}
-    runs, seen = [], set()
+    runs, seen, checked = [], set(), set()
     with config.composer() as compose:
         composed = _GroupComposer(compose, base_overrides, where)
         for values in expand(spec, where):
@@ -179,7 +183,13 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
             for key, value in values.items():
                 if key not in GROUPS:
                     cfg = _set_dotted(cfg, key, value, where)
+            # checked once per setting: of the seed, check() reads only its type
+            setting = tuple((k, _format(v) if k != "seed" else type(v).__name__)
+                            for k, v in values.items())
             try:
+                if setting not in checked:
+                    config.check(cfg)
+                    checked.add(setting)
                 rid = config.run_id(cfg)
             except DisbenchError as err:
                 raise DisbenchError(f"{where}: {err}") from None

@@ -32,6 +32,7 @@ pair on points of its own.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import zlib
@@ -92,11 +93,17 @@ def presets() -> list[str]:
 
 
 def _read_preset(name: str) -> dict:
-    from omegaconf import OmegaConf
-
     path = EVAL_CONF_DIR / f"{name}.yaml"
     if not path.is_file():
         raise MetricInputError(f"unknown eval settings '{name}'; valid: {', '.join(presets())}")
+    return copy.deepcopy(_load_preset(path))
+
+
+@functools.cache
+def _load_preset(path: Path) -> dict:
+    """A preset file, read once per process (a sweep's plan checks hundreds of settings)."""
+    from omegaconf import OmegaConf
+
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
 
 
