@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from disbench.errors import DisbenchError, warnings_as_lines
+from disbench.interrupt import Interrupted, stopping_signals
 
 USAGE = """usage: disbench <command> [args]
 
@@ -57,8 +58,9 @@ def _train_app(cfg: DictConfig) -> int:
             print(f"error: {err}", file=sys.stderr)
             return err.exit_code
         _fail(err)
-    if outcome.exit_code and HydraConfig.get().mode != RunMode.MULTIRUN:
-        sys.exit(outcome.exit_code)
+    if outcome.state == "interrupted" or (
+            outcome.exit_code and HydraConfig.get().mode != RunMode.MULTIRUN):
+        sys.exit(outcome.exit_code)  # a stopping signal ends a multirun too
     return outcome.exit_code
 
 
@@ -101,13 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings_as_lines()
     try:
-        return _dispatch(argv)
+        with stopping_signals():  # SIGTERM and SIGHUP end a command as Ctrl-C does
+            return _dispatch(argv)
     except BrokenPipeError:  # `disbench status STUDY | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except KeyboardInterrupt as err:  # a stopping signal outside a run (a sweep, a scoring)
-        from disbench.interrupt import Interrupted
-
+    except KeyboardInterrupt as err:  # outside a run, which records its own interruption
         stop = err if isinstance(err, Interrupted) else Interrupted()
         print(f"interrupted ({stop.signal_name}); run the same command again to go on",
               file=sys.stderr)

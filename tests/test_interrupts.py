@@ -4,6 +4,8 @@ status and config files. In process where the test is not about the process itse
 from __future__ import annotations
 
 import csv
+import importlib
+import json
 import os
 import signal
 import subprocess
@@ -270,3 +272,18 @@ def test_the_interruption_is_reported_on_a_line_of_its_own(tmp_path, data_dir, m
     before, after = err.split(message)
     assert before.endswith("\n")  # the bar's line was ended first
     assert "train:" not in after  # and the bar is not drawn again after the message
+
+
+def test_sigterm_ends_any_command_like_ctrl_c(tmp_path, data_dir, monkeypatch, capsys):
+    """`disbench eval` (no run state to record: metrics.json is written whole or not at all)
+    ends with the same message and exit code as a run."""
+    from disbench.cli import main
+
+    evaluate = importlib.import_module("disbench.metrics.evaluate")
+    rd = run(smoke_cfg(tmp_path, data_dir, "trainer.max_steps=1")).run_dir
+    monkeypatch.setattr(evaluate, "score_model", lambda *a, **k: signal_self("SIGTERM"))
+    capsys.readouterr()
+    before = json.loads(rd.metrics.read_text())
+    assert main(["eval", str(rd.path), "eval=fast"]) == 128 + signal.SIGTERM
+    assert "interrupted (SIGTERM); run the same command again" in capsys.readouterr().err
+    assert json.loads(rd.metrics.read_text()) == before
