@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from disbench import store
@@ -22,7 +23,8 @@ from disbench.train import run as run_module
 from disbench.train.module import TrainingModule
 from disbench.train.run import run
 
-MLP_SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none", "arch=mlp"]
+MLP_SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none", "arch=mlp",
+             "trainer.max_steps=8", "trainer.checkpoint_every_n_steps=4"]
 
 
 def smoke_cfg(tmp_path, data_dir, *extra):
@@ -50,7 +52,7 @@ def test_sigterm_while_scoring_is_recorded_and_scoring_resumes(tmp_path, data_di
     assert outcome.state == "interrupted" and outcome.exit_code == 128 + signal.SIGTERM
     status = outcome.run_dir.status()
     assert status["state"] == "interrupted" and status["stage"] == "scoring"
-    assert status["reason"] == "SIGTERM during scoring" and status["step"] == 20
+    assert status["reason"] == "SIGTERM during scoring" and status["step"] == 8
     assert not outcome.run_dir.claim_file.exists()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
     err = capsys.readouterr().err
@@ -78,20 +80,20 @@ def test_sighup_while_loading_data_records_nothing(tmp_path, data_dir, monkeypat
 def test_sigterm_while_training_shows_the_real_step(tmp_path, data_dir, monkeypatch):
     step = TrainingModule.training_step
 
-    def stop_at_15(self, batch, batch_idx):
-        if self.global_step == 15:
+    def stop_at_6(self, batch, batch_idx):
+        if self.global_step == 6:
             signal_self("SIGTERM")
         return step(self, batch, batch_idx)
 
-    monkeypatch.setattr(TrainingModule, "training_step", stop_at_15)
+    monkeypatch.setattr(TrainingModule, "training_step", stop_at_6)
     outcome = run(smoke_cfg(tmp_path, data_dir))
     status = outcome.run_dir.status()
     assert outcome.exit_code == 128 + signal.SIGTERM
     assert status["state"] == "interrupted" and status["reason"] == "SIGTERM during training"
-    assert status["step"] == 15 and status["checkpoint_step"] == 10
+    assert status["step"] == 6 and status["checkpoint_step"] == 4
     assert status["threads"] == run_module.available_cpus() and status["device"] == "cpu"
     text = report(tmp_path, "default")
-    assert "step 15 of 20 (resumes from its checkpoint at step 10)" in text
+    assert "step 6 of 8 (resumes from its checkpoint at step 4)" in text
     assert "SIGTERM during training" in text
 
 
@@ -110,7 +112,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, data_dir,
     cfg = smoke_cfg(tmp_path / "a", data_dir)
     reference = run(cfg)
     rd = reference.run_dir
-    assert torch.load(rd.previous_checkpoint, weights_only=True)["global_step"] == 10
+    assert torch.load(rd.previous_checkpoint, weights_only=True)["global_step"] == 4
     expected = losses(rd)
     # as if the run had been stopped after its last checkpoint was half-written
     rd.update_status(state="interrupted")
@@ -121,9 +123,9 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, data_dir,
     assert outcome.state == "completed", err
     assert f"warning: {rd.last_checkpoint} is unreadable" in err
     assert "kept aside as last.ckpt.unreadable" in err and "Traceback" not in err
-    assert "warning: resuming from the checkpoint before it, previous.ckpt (step 10)" in err
+    assert "warning: resuming from the checkpoint before it, previous.ckpt (step 4)" in err
     assert (rd.checkpoints / "last.ckpt.unreadable").exists()
-    assert losses(rd) == expected  # steps 11-20 replayed exactly
+    assert losses(rd) == expected  # steps 5-8 replayed exactly
 
 
 def test_no_readable_checkpoint_restarts_from_scratch(tmp_path, data_dir, capsys):
@@ -195,7 +197,8 @@ def test_corrupt_status_of_an_unfinished_run_is_rewritten_by_the_run(tmp_path, d
     rd.status_file.write_text("")
     spec = tmp_path / "one.yaml"
     spec.write_text("study: default\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
-                    "blocks:\n  - model: betavae\noverrides: [trainer=smoke, eval=none]\n")
+                    "blocks:\n  - model: betavae\n"
+                    "overrides: [trainer=smoke, eval=none, trainer.max_steps=8]\n")
     monkeypatch.setenv("DISBENCH_RESULTS", str(tmp_path))
     capsys.readouterr()
     assert sweep_main([str(spec), "--dry-run"]) == 0
@@ -220,6 +223,7 @@ def wait_for(predicate, seconds=120):
     assert predicate(), "timed out"
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_local_sweep_stops_its_workers_and_records_the_run(tmp_path, data_dir):
     """SIGTERM to the sweep's process alone (as `kill` sends it; Ctrl-C reaches the whole
     process group): the sweep passes it on, the run in progress is stored as interrupted
