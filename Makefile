@@ -11,11 +11,11 @@ setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 
-test:  ## the whole suite (~15 min on 2 cores)
+test:  ## the whole suite (~8 min on 2 cores; ~10.5 min with the SLURM tests)
 	$(PY) -m pytest -q
 
-test-fast:  ## everything but the slow tests
-	$(PY) -m pytest -q -m "not slow"
+test-fast:  ## everything but the slow and the SLURM tests (end-to-end processes, sweeps, scoring)
+	$(PY) -m pytest -q -m "not slow and not slurm"
 
 lint:
 	$(PY) -m ruff check disbench tests bench

@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 import pytest
 
 from disbench.config import compose, identity, run_id
@@ -49,11 +46,10 @@ def test_identity_records_data_name_and_seed():
     assert ident["data"] == {"name": "dsprites_procedural"} and ident["seed"] == 4
 
 
-def test_user_config_dir_on_the_search_path(tmp_path):
+def test_user_config_dir_on_the_search_path(tmp_path, disbench_in_process):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "mybeta.yaml").write_text("name: betavae\nbeta: 11.0\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "disbench.cli", "train", "--cfg", "job",
-         f"hydra.searchpath=[file://{tmp_path}]", "model=mybeta"],
-        capture_output=True, text=True, check=True).stdout
-    assert "beta: 11.0" in out
+    out = disbench_in_process(["train", "--cfg", "job", f"hydra.searchpath=[file://{tmp_path}]",
+                               "model=mybeta"])
+    assert out.returncode == 0, out.stderr
+    assert "beta: 11.0" in out.stdout

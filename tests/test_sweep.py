@@ -25,6 +25,7 @@ DATASETS = ["dsprites", "color_dsprites", "noisy_dsprites", "scream_dsprites", "
             "cars3d", "shapes3d"]
 
 
+@pytest.mark.slow
 def test_locatello2019_is_the_reference_study():
     study, runs = plan("locatello2019")
     assert study == "locatello2019" and len(runs) == 12_600
@@ -84,10 +85,10 @@ def disbench(args, results, data_dir):
                           capture_output=True, text=True)
 
 
-def test_bad_launcher_options(tmp_path, data_dir):
-    out = disbench(["sweep", "smoke", "launcher=nosuch"], tmp_path, data_dir)
+def test_bad_launcher_options(in_process):
+    out = in_process(["sweep", "smoke", "launcher=nosuch"])
     assert out.returncode == 2 and "valid: local" in out.stderr
-    out = disbench(["sweep", "smoke", "launcher.nosuch=1"], tmp_path, data_dir)
+    out = in_process(["sweep", "smoke", "launcher.nosuch=1"])
     assert out.returncode == 2 and "no option 'nosuch'" in out.stderr
 
 
@@ -96,12 +97,15 @@ def statuses(results, study):
             for p in (results / study).iterdir() if (p / "status.json").exists()}
 
 
-def test_local_sweep_runs_records_failures_and_carries_on(tmp_path, data_dir):
+@pytest.mark.slow
+def test_local_sweep_runs_records_failures_and_carries_on(tmp_path, data_dir, in_process):
+    """The end-to-end test of `disbench sweep` and `disbench status` as processes; the
+    dry run and the sweep with nothing left to run are called in this process."""
     spec = tmp_path / "mixed.yaml"
     spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n    model.beta: [1, .nan, 4]\n"
                     "overrides: [trainer=smoke, eval=none]\n")
-    out = disbench(["sweep", str(spec), "--dry-run"], tmp_path, data_dir)
+    out = in_process(["sweep", str(spec), "--dry-run"])
     assert out.returncode == 0 and "3 runs" in out.stdout and "to run: 3" in out.stdout
     assert not (tmp_path / "mixed").exists()
     out = disbench(["sweep", str(spec)], tmp_path, data_dir)
@@ -110,12 +114,13 @@ def test_local_sweep_runs_records_failures_and_carries_on(tmp_path, data_dir):
     assert states == {"completed": 2, "failed": 1}
     failed = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
     assert "non-finite loss" in failed[0]["reason"]
-    again = disbench(["sweep", str(spec)], tmp_path, data_dir)
+    again = in_process(["sweep", str(spec)])
     assert again.returncode == 0 and "to run: 0" in again.stdout
     status = disbench(["status", "mixed"], tmp_path, data_dir)
     assert "completed 2  failed 1" in status.stdout and "non-finite loss" in status.stdout
 
 
+@pytest.mark.slow  # 8 fresh worker processes: 1 to 2.5 min on 2 shared cores
 def test_two_concurrent_sweeps_run_each_run_once(tmp_path, data_dir):
     spec = tmp_path / "pair.yaml"
     spec.write_text("study: pair\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
@@ -132,6 +137,7 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path, data_dir):
     assert all(s["attempts"] == 1 for s in runs.values())  # nobody trained a run twice
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_local_sweep(tmp_path, data_dir):
     """Ctrl-C (SIGINT to the process group) ends the sweep: the run in progress is stored
     as interrupted, the runs not started are not started, and the next sweep finishes."""

@@ -1,4 +1,9 @@
-"""`disbench train` end to end: store, skip, bad input, kill and resume."""
+"""`disbench train` end to end: store, skip, bad input, kill and resume.
+
+Two tests start `disbench` as a process: the end-to-end test of `disbench train` (and the
+one of `disbench eval`) and the kill -9 test; the others call `run(compose(...))` or
+`disbench.cli.main` in this process (`disbench_in_process`).
+"""
 
 import csv
 import json
@@ -12,6 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from disbench.config import compose
+from disbench.errors import DisbenchError
+from disbench.train.run import run
+
 SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none"]
 
 
@@ -21,12 +30,19 @@ def disbench(args, results, data_dir, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
+def train(overrides, results, data_dir):
+    """`disbench train OVERRIDES` in this process: the run's Outcome (`exit_code` is the
+    command's exit status); a DisbenchError is the command's `error:` line and exit code."""
+    return run(compose([*overrides, f"paths.results={results}", f"paths.data={data_dir}"]))
+
+
 def only_run(results: Path) -> Path:
     (run,) = [p for p in (results / "default").iterdir() if p.is_dir()]
     return run
 
 
-def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir):
+@pytest.mark.slow
+def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir, capsys):
     first = disbench(["train", "model=betavae", *SMOKE], tmp_path, data_dir)
     assert first.returncode == 0, first.stderr
     run = only_run(tmp_path)
@@ -44,31 +60,31 @@ def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir):
     assert ckpt["global_step"] == 20
     assert str(run) in first.stdout
 
-    again = disbench(["train", "model=betavae", *SMOKE], tmp_path, data_dir)
-    assert again.returncode == 0 and "already completed" in again.stdout
+    again = train(["model=betavae", *SMOKE], tmp_path, data_dir)
+    assert again.exit_code == 0 and "already completed" in capsys.readouterr().out
     assert json.loads((run / "status.json").read_text())["finished_at"] == status["finished_at"]
 
 
-def test_unknown_model_lists_valid_names(tmp_path, data_dir):
-    out = disbench(["train", "model=nosuch", *SMOKE], tmp_path, data_dir)
+def test_unknown_model_lists_valid_names(in_process):
+    out = in_process(["train", "model=nosuch", *SMOKE])
     assert out.returncode != 0
     assert "factorvae" in out.stderr + out.stdout and "Traceback" not in out.stderr
 
 
-def test_wrong_hyperparameter_type_is_one_clear_message(tmp_path, data_dir):
-    out = disbench(["train", "model.beta=abc", *SMOKE], tmp_path, data_dir)
+def test_wrong_hyperparameter_type_is_one_clear_message(tmp_path, in_process):
+    out = in_process(["train", "model.beta=abc", *SMOKE])
     assert out.returncode == 2 and "model.beta='abc'" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "default").exists()
 
 
-def test_unknown_hyperparameter(tmp_path, data_dir):
-    out = disbench(["train", "+model.gama=3", *SMOKE], tmp_path, data_dir)
+def test_unknown_hyperparameter(in_process):
+    out = in_process(["train", "+model.gama=3", *SMOKE])
     assert out.returncode == 2 and "no hyperparameter 'gama'" in out.stderr
 
 
 def test_non_finite_loss_marks_the_run_failed(tmp_path, data_dir):
-    out = disbench(["train", "model.beta=nan", *SMOKE], tmp_path, data_dir)
-    assert out.returncode == 1
+    out = train(["model.beta=nan", *SMOKE], tmp_path, data_dir)
+    assert out.exit_code == 1
     status = json.loads((only_run(tmp_path) / "status.json").read_text())
     assert status["state"] == "failed" and status["step"] == 0
     assert "non-finite loss at step 0" in status["reason"]
@@ -78,15 +94,17 @@ def test_non_finite_loss_marks_the_run_failed(tmp_path, data_dir):
 def test_unwritable_results_dir(tmp_path, data_dir):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    out = disbench(["train", *SMOKE], blocker / "results", data_dir)
-    assert out.returncode == 2 and "cannot write the run directory" in out.stderr
+    with pytest.raises(DisbenchError, match="cannot write the run directory") as err:
+        train(SMOKE, blocker / "results", data_dir)
+    assert err.value.exit_code == 2
 
 
 def test_missing_official_dsprites_offline_names_the_alternative(tmp_path):
-    out = disbench(["train", "data=dsprites", "trainer=smoke",
-                    "+data.url=http://127.0.0.1:9/none.npz"], tmp_path, tmp_path / "data")
-    assert out.returncode == 2
-    assert "data=dsprites_procedural" in out.stderr and "Traceback" not in out.stderr
+    # a DisbenchError is one `error:` line, no traceback
+    with pytest.raises(DisbenchError, match="data=dsprites_procedural") as err:
+        train(["data=dsprites", "trainer=smoke", "+data.url=http://127.0.0.1:9/none.npz"],
+              tmp_path, tmp_path / "data")
+    assert err.value.exit_code == 2
 
 
 @pytest.mark.slow
@@ -132,9 +150,9 @@ def test_killed_run_resumes_bit_identical(tmp_path, data_dir):
         assert all(torch.equal(sa[n], sb[n]) for n in sa)
 
 
-def test_hydra_multirun_trains_each_combination(tmp_path, data_dir):
-    out = disbench(["train", "-m", "model=betavae", "seed=0,1", "arch=mlp", *SMOKE], tmp_path,
-                   data_dir)
+@pytest.mark.slow
+def test_hydra_multirun_trains_each_combination(tmp_path, in_process):
+    out = in_process(["train", "-m", "model=betavae", "seed=0,1", "arch=mlp", *SMOKE])
     assert out.returncode == 0, out.stderr
     runs = sorted(p.name for p in (tmp_path / "default").iterdir())
     assert len(runs) == 2 and runs[0].startswith("betavae-dsprites_procedural-s0-")
@@ -149,10 +167,11 @@ SCORES = ["beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
           "unsupervised.gaussian_total_correlation", "downstream.logreg_100_mean_test_accuracy"]
 
 
+@pytest.mark.slow
 def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
-    out = disbench(["train", "arch=mlp", "data=dsprites_procedural", "trainer=smoke",
-                    f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny"], tmp_path, data_dir)
-    assert out.returncode == 0, out.stderr
+    out = train(["arch=mlp", "data=dsprites_procedural", "trainer=smoke",
+                 f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny"], tmp_path, data_dir)
+    assert out.exit_code == 0, out.reason
     metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
     assert metrics["eval"]["name"] == "tiny" and metrics["eval"]["dci"]["num_train"] == 200
     assert metrics["eval"]["seed"] == 0
@@ -163,8 +182,9 @@ def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
         metrics["mean"]["unsupervised.gaussian_total_correlation"]
 
 
-def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir):
-    assert disbench(["train", "arch=mlp", *SMOKE], tmp_path, data_dir).returncode == 0
+@pytest.mark.slow
+def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir, in_process):
+    assert train(["arch=mlp", *SMOKE], tmp_path, data_dir).exit_code == 0
     run = only_run(tmp_path)
     before = json.loads((run / "metrics.json").read_text())
     assert before["eval"] == {"name": "none"} and "mean" not in before
@@ -175,18 +195,19 @@ def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir
     assert after["train"] == before["train"] and after["eval"]["name"] == "tiny"
     assert all(score in after["mean"] for score in SCORES)
     assert json.loads((run / "status.json").read_text())["state"] == "completed"
-    again = disbench(["eval", str(run), f"eval={TINY_EVAL / 'eval' / 'tiny.yaml'}"], tmp_path,
-                     data_dir)
+    again = in_process(["eval", str(run), f"eval={TINY_EVAL / 'eval' / 'tiny.yaml'}"])
     assert again.returncode == 0 and json.loads((run / "metrics.json").read_text()) == after
 
 
 def test_tensorboard_without_the_package_is_one_clear_message(tmp_path, data_dir):
     import importlib.util
 
-    out = disbench(["train", *SMOKE, "trainer.tensorboard=true", "trainer.max_steps=2"], tmp_path,
-                   data_dir)
+    overrides = [*SMOKE, "trainer.tensorboard=true", "trainer.max_steps=2"]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        assert out.returncode == 0 and (only_run(tmp_path) / "tensorboard").is_dir()
+        assert train(overrides, tmp_path, data_dir).exit_code == 0
+        assert (only_run(tmp_path) / "tensorboard").is_dir()
     else:
-        assert out.returncode == 2 and "pip install tensorboard" in out.stderr
+        with pytest.raises(DisbenchError, match="pip install tensorboard") as err:
+            train(overrides, tmp_path, data_dir)
+        assert err.value.exit_code == 2
         assert not (tmp_path / "default").exists()

@@ -72,8 +72,10 @@ def collect(sources: list[str], results: Path) -> Collected:
     return Collected(combine(parts), name, roots, dirs[0] if len(dirs) == 1 else results)
 
 
-def print_outcome(collected: Collected, stream=sys.stdout) -> None:
-    """How many runs made it into the table, the runs left out and mixed settings."""
+def print_outcome(collected: Collected, stream=None) -> None:
+    """How many runs made it into the table, the runs left out and mixed settings (on
+    `stream`, default: the sys.stdout of the call)."""
+    stream = stream or sys.stdout
     table, skipped = collected.aggregate.table, collected.aggregate.skipped
     print(f"{collected.name}: {len(table)} completed run(s) in the table, {len(skipped)} left "
           f"out", file=stream)

@@ -1,4 +1,7 @@
-"""`disbench report` on hand-made stores, the committed study and a fresh smoke sweep."""
+"""`disbench report` on hand-made stores, the committed study and a fresh smoke sweep.
+
+`disbench report` runs as a process once (its end-to-end test); the other calls are in
+this process (`disbench_in_process`)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ COMMITTED = REPO / "results" / "quick-dsprites"
 
 
 def disbench(args, cwd, timeout=600, **env):
+    """`disbench ARGS` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "disbench.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env={**os.environ, **env},
                           timeout=timeout)
@@ -57,7 +61,9 @@ def digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_report_has_every_exhibit_and_the_same_tables_every_time(tmp_path):
+@pytest.mark.slow
+def test_report_has_every_exhibit_and_the_same_tables_every_time(tmp_path,
+                                                                 disbench_in_process):
     scored_study(tmp_path)
     write_run(tmp_path, "st", "betavae-failed", state="failed", reason="non-finite loss")
     out = disbench(["report", "st", "--results", str(tmp_path)], tmp_path)
@@ -82,60 +88,65 @@ def test_report_has_every_exhibit_and_the_same_tables_every_time(tmp_path):
     assert html.count("data:image/png;base64,") == len(list(report.rglob("*.png")))
     first = digest(report)
     assert any(name.endswith(".tex") for name in first)
-    again = disbench(["report", "st", "--results", str(tmp_path)], tmp_path)
+    again = disbench_in_process(["report", "st", "--results", str(tmp_path)], tmp_path)
     assert again.returncode == 0
     second = digest(report)
     tables = [n for n in first if n.startswith("tables/") or n == "report.md"]
     assert {n: first[n] for n in tables} == {n: second[n] for n in tables}
 
 
-def test_report_refuses_mixed_metric_settings_unless_one_is_chosen(tmp_path):
+def test_report_refuses_mixed_metric_settings_unless_one_is_chosen(tmp_path,
+                                                                   disbench_in_process):
     scored_study(tmp_path)
     write_run(tmp_path, "st", "betavae-other", mean={"mig.mig": 0.5}, eval_settings=LOCATELLO)
-    out = disbench(["report", "st", "--results", str(tmp_path)], tmp_path)
+    out = disbench_in_process(["report", "st", "--results", str(tmp_path)], tmp_path)
     assert out.returncode == 2
     assert "scored with different metric settings (fast" in out.stderr
     assert "--eval NAME_OR_KEY" in out.stderr and "Traceback" not in out.stderr
-    chosen = disbench(["report", "st", "--results", str(tmp_path), "--eval", "fast"], tmp_path)
+    chosen = disbench_in_process(["report", "st", "--results", str(tmp_path), "--eval", "fast"],
+                                 tmp_path)
     assert chosen.returncode == 0, chosen.stderr
     assert "18 runs from st" in (tmp_path / "st" / "report" / "report.md").read_text()
-    unknown = disbench(["report", "st", "--results", str(tmp_path), "--eval", "nope"], tmp_path)
+    unknown = disbench_in_process(["report", "st", "--results", str(tmp_path), "--eval", "nope"],
+                                  tmp_path)
     assert unknown.returncode == 2 and "no run was scored with eval settings 'nope'" in \
         unknown.stderr
 
 
-def test_report_without_metrics_says_what_is_missing(tmp_path):
+def test_report_without_metrics_says_what_is_missing(tmp_path, disbench_in_process):
     for seed in range(3):
         write_run(tmp_path, "plain", f"vae-s{seed}", model="vae", seed=seed,
                   train={"reconstruction": 50.0 + seed, "kl": 5.0, "elbo": -55.0 - seed,
                          "loss": 55.0 + seed}, traversal=png(seed))
-    out = disbench(["report", "plain", "--results", str(tmp_path), "--out",
-                    str(tmp_path / "r")], tmp_path)
+    out = disbench_in_process(["report", "plain", "--results", str(tmp_path), "--out",
+                               str(tmp_path / "r")], tmp_path)
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "r" / "report.md").read_text()
     assert "no disentanglement metric scores: the runs were trained with `eval=none`" in md
     assert "no model was trained with two or more regularisation strengths" in md
     assert "by ELBO (`train.elbo`)" in md  # traversals ranked without labels
-    bad = disbench(["report", "plain", "--results", str(tmp_path), "--rank-by", "mean.mig.mig"],
-                   tmp_path)
+    bad = disbench_in_process(["report", "plain", "--results", str(tmp_path), "--rank-by",
+                               "mean.mig.mig"], tmp_path)
     assert bad.returncode == 2 and "--rank-by mean.mig.mig: no run has that score" in bad.stderr
 
 
-def test_report_on_unknown_or_empty_study(tmp_path):
+def test_report_on_unknown_or_empty_study(tmp_path, disbench_in_process):
     (tmp_path / "hollow").mkdir()
     for study, message in (("nope", "no study 'nope'"), ("hollow", "holds no runs")):
-        out = disbench(["report", study, "--results", str(tmp_path)], tmp_path)
+        out = disbench_in_process(["report", study, "--results", str(tmp_path)], tmp_path)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.skipif(not (COMMITTED / "report").is_dir(), reason="no committed study")
-def test_committed_report_is_what_the_committed_runs_give(tmp_path):
+@pytest.mark.slow
+def test_committed_report_is_what_the_committed_runs_give(tmp_path, disbench_in_process):
     """`make report` output is current: rebuilding from the committed runs gives the same
     tables and the same report.md."""
     results = tmp_path / "results"
     shutil.copytree(COMMITTED, results / "quick-dsprites",
                     ignore=shutil.ignore_patterns("report", "checkpoints"))
-    out = disbench(["report", "quick-dsprites", "--results", str(results)], tmp_path)
+    out = disbench_in_process(["report", "quick-dsprites", "--results", str(results)],
+                              tmp_path)
     assert out.returncode == 0, out.stderr
     built, committed = digest(results / "quick-dsprites" / "report"), digest(COMMITTED / "report")
     tables = sorted(n for n in committed if n.startswith("tables/") or n == "report.md")
@@ -143,11 +154,12 @@ def test_committed_report_is_what_the_committed_runs_give(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_on_a_fresh_smoke_sweep(tmp_path, data_dir):
+def test_report_on_a_fresh_smoke_sweep(tmp_path, data_dir, disbench_in_process):
     env = {"DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
-    sweep = disbench(["sweep", "smoke"], tmp_path, **env)
+    # the local launcher trains each run in a process of its own
+    sweep = disbench_in_process(["sweep", "smoke"], tmp_path, **env)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
-    out = disbench(["report", "smoke"], tmp_path, **env)
+    out = disbench_in_process(["report", "smoke"], tmp_path, **env)
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "smoke" / "report" / "report.md").read_text()
     assert "4 runs from smoke (disbench)" in md

@@ -1,4 +1,7 @@
-"""The run table from a hand-made store: exact rows, columns, values and left-out runs."""
+"""The run table from a hand-made store: exact rows, columns, values and left-out runs.
+
+`disbench aggregate` runs as a process once (its end-to-end test); the other commands
+are called in this process (`disbench_in_process`)."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from disbench.errors import DisbenchError
 
 
 def disbench(args, cwd, **env):
+    """`disbench ARGS` in a fresh process."""
     return subprocess.run([sys.executable, "-m", "disbench.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
 
@@ -97,7 +101,7 @@ def test_left_out_runs_are_listed_with_their_reason(store):
     assert "step 10 of 20" in skipped["betavae-stopped"].reason
 
 
-def test_aggregate_command_writes_parquet_and_csv_beside_the_study(store):
+def test_aggregate_command_writes_parquet_and_csv_beside_the_study(store, disbench_in_process):
     out = disbench(["aggregate", "st", "--results", str(store)], store)
     assert out.returncode == 0, out.stderr
     assert "2 completed run(s) in the table, 4 left out" in out.stdout
@@ -107,26 +111,26 @@ def test_aggregate_command_writes_parquet_and_csv_beside_the_study(store):
     assert table["seed"].tolist() == [0, 1]
     csv = (store / "st.csv").read_text()
     assert csv.splitlines()[0] == ",".join(table.columns)
-    again = disbench(["aggregate", "st", "--results", str(store), "--out",
-                      str(store / "copy")], store)
+    again = disbench_in_process(["aggregate", "st", "--results", str(store), "--out",
+                                 str(store / "copy")], store)
     assert again.returncode == 0
     assert (store / "copy.csv").read_bytes() == csv.encode()
     assert (store / "copy.parquet").read_bytes() == (store / "st.parquet").read_bytes()
 
 
-def test_several_studies_in_one_table(store):
+def test_several_studies_in_one_table(store, disbench_in_process):
     write_run(store, "other", "betavae-c", hyper={"beta": 1.0}, mean={"mig.mig": 0.0})
-    out = disbench(["aggregate", "st", "other", "--results", str(store)], store)
+    out = disbench_in_process(["aggregate", "st", "other", "--results", str(store)], store)
     assert out.returncode == 0, out.stderr
     table = read_table(store / "st+other.parquet")
     assert list(zip(table["study"], table["run_id"])) == [
         ("other", "betavae-c"), ("st", "betavae-a"), ("st", "factorvae-b")]
 
 
-def test_mixed_metric_settings_are_flagged(store):
+def test_mixed_metric_settings_are_flagged(store, disbench_in_process):
     write_run(store, "st", "betavae-z", hyper={"beta": 6.0}, mean={"mig.mig": 0.3},
               eval_settings=LOCATELLO)
-    out = disbench(["aggregate", "st", "--results", str(store)], store)
+    out = disbench_in_process(["aggregate", "st", "--results", str(store)], store)
     assert out.returncode == 0
     assert "warning: the runs were scored with different metric settings" in out.stdout
     assert f"fast ({eval_key(FAST)}): 2 runs" in out.stdout
@@ -134,13 +138,13 @@ def test_mixed_metric_settings_are_flagged(store):
 
 
 @pytest.mark.parametrize("case", ["unknown", "empty", "nothing_completed"])
-def test_bad_studies_end_in_one_message(tmp_path, case):
+def test_bad_studies_end_in_one_message(tmp_path, case, disbench_in_process):
     (tmp_path / "real").mkdir()
     write_run(tmp_path, "real", "betavae-x", state="failed", reason="boom")
     study = {"unknown": "nope", "empty": "hollow", "nothing_completed": "real"}[case]
     if case == "empty":
         (tmp_path / "hollow").mkdir()
-    out = disbench(["aggregate", study, "--results", str(tmp_path)], tmp_path)
+    out = disbench_in_process(["aggregate", study, "--results", str(tmp_path)], tmp_path)
     assert out.returncode == 2
     message = out.stderr.strip().splitlines()[-1]
     assert message.startswith("error: ")
@@ -152,12 +156,12 @@ def test_bad_studies_end_in_one_message(tmp_path, case):
     assert "Traceback" not in out.stderr
 
 
-def test_a_table_of_another_format_is_refused(tmp_path, store):
+def test_a_table_of_another_format_is_refused(tmp_path, store, disbench_in_process):
     old = tmp_path / "old.parquet"
     pd.DataFrame({"run_id": ["a"], "mig": [0.1]}).to_parquet(old)
     with pytest.raises(DisbenchError, match="table format none .* reads format 1"):
         read_table(old)
-    out = disbench(["report", str(old)], tmp_path)
+    out = disbench_in_process(["report", str(old)], tmp_path)
     assert out.returncode == 2 and "Write it again with `disbench aggregate STUDY`" in out.stderr
     garbage = tmp_path / "garbage.parquet"
     garbage.write_text("not parquet")

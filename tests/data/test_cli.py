@@ -1,11 +1,26 @@
-"""`disbench data list / info / download / show`, and its errors."""
+"""`disbench data list / info / download / show`, and its errors.
+
+One test starts `disbench data` as a process (its end-to-end test); the others call
+`disbench.data.cli.main` in this process."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import matplotlib.image
 import pytest
 
 from disbench.data.cli import main
+
+
+def test_the_data_command_end_to_end(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "disbench.cli", "data", "info", "shapes3d",
+                          "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "https://storage.googleapis.com/3d-shapes/3dshapes.h5" in out.stdout
+    assert "sha256:0a0f6ed98baff276" in out.stdout
 
 
 def test_list(derived_dir, capsys):
@@ -38,6 +53,7 @@ def test_show(derived_dir, tmp_path, capsys):
     assert "row 5: orientation" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_download_procedural(xysquares_dir, capsys):
     assert main(["download", "xysquares", "--data-dir", str(xysquares_dir)]) == 0
     assert "xysquares: ready, 262,144 images" in capsys.readouterr().out

@@ -58,6 +58,7 @@ def study(tmp_path, monkeypatch):
     return study, settings
 
 
+@pytest.mark.slow
 def test_scores_completed_runs_only_then_skips_them(study, capsys):
     study, settings = study
     before = {p: p.read_bytes() for p in study.rglob("*") if p.is_file()}
@@ -89,6 +90,7 @@ def test_scores_completed_runs_only_then_skips_them(study, capsys):
     assert json.loads((study / "a-completed" / "metrics.json").read_text()) == metrics
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_be_scored_is_reported_and_the_rest_go_on(study, capsys):
     study, settings = study
     (study / "c-failed" / "status.json").write_text(json.dumps({"state": "completed"}))

@@ -35,6 +35,7 @@ class OnTheFly:
         return self._grid.sample_observations_from_factors(factors, rng)
 
 
+@pytest.mark.slow
 def test_table_and_on_the_fly_give_identical_values():
     """Every metric, mean and sampled representation: the same dict, value for value."""
     for representation in ("mean", "sampled"):

@@ -20,6 +20,7 @@ def tiny_model(seed: int = 0) -> models.VAE:
     return models.build({"name": "vae"}, encoder, decoder, 4)
 
 
+@pytest.mark.slow
 def test_scores_mean_and_sampled_and_records_the_settings():
     model = tiny_model().train()
     out = score_model(model, tiny_grid(), TINY, seed=7, device="cpu", n_jobs=1)
@@ -45,6 +46,7 @@ def test_scores_mean_and_sampled_and_records_the_settings():
 QUICK = ["beta_vae", "factor_vae", "mig", "sap", "modularity", "irs", "unsupervised"]
 
 
+@pytest.mark.slow
 def test_sampled_all_scores_every_metric_on_the_sampled_representation():
     """The study's protocol: every metric on both representations."""
     model = tiny_model()

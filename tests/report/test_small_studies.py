@@ -90,6 +90,7 @@ def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path,
     assert figure["legend"] == ["model", "hyperparameter", "seed n/a"]
 
 
+@pytest.mark.slow
 def test_seed_share_is_missing_only_where_it_cannot_be_separated(tmp_path, drawn):
     table = synthetic_table(datasets=("one", "two"), seeds=2)
     table = table[(table["dataset"] == "two") | (table["seed"] == 0)]  # "one": one seed
