@@ -1,4 +1,5 @@
-"""Config helpers: composing the Hydra tree, and a run's identity.
+"""Config helpers: composing the Hydra tree, a run's identity, and the checks that refuse
+a config that cannot work before anything is written (`check`, `check_overrides`).
 
 A run is identified by a hash of the config keys that change its result (model
 and hyperparameters, data and its source, architecture, training length and

@@ -116,6 +116,11 @@ def _endless():
         yield 0
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint was saved at; raises if the file cannot be read whole."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
 def readable_checkpoint(run: store.RunDir) -> tuple[Path | None, int]:
     """The checkpoint to resume from and its step: `last.ckpt`, else `previous.ckpt`, with a
     warning line; an unreadable file is moved aside (`*.unreadable`) so that no later save
@@ -124,7 +129,7 @@ def readable_checkpoint(run: store.RunDir) -> tuple[Path | None, int]:
         if not path.exists():
             continue
         try:
-            step = int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+            step = checkpoint_step(path)
         except Exception as err:  # truncated, corrupt, or not a checkpoint
             aside = path.with_name(path.name + ".unreadable")
             os.replace(path, aside)
@@ -202,8 +207,7 @@ def _finished_files(cfg: DictConfig, rd: store.RunDir) -> bool:
     with its final losses and the requested evaluation."""
     try:
         metrics = store.read_json(rd.metrics) or {}
-        step = torch.load(rd.last_checkpoint, map_location="cpu",
-                          weights_only=True)["global_step"]
+        step = checkpoint_step(rd.last_checkpoint)
     except Exception:  # noqa: BLE001 - missing or unreadable: not finished
         return False
     return (step == cfg.trainer.max_steps and "train" in metrics
