@@ -11,7 +11,7 @@ setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 
-test:  ## the whole suite (~8 min on 2 cores; ~10.5 min with the SLURM tests)
+test:  ## the whole suite (~9 min on 2 cores; ~11.5 min with the SLURM tests)
 	$(PY) -m pytest -q
 
 test-fast:  ## everything but the slow and the SLURM tests (end-to-end processes, sweeps, scoring)
