@@ -42,7 +42,10 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
 def _stop_joblib_workers() -> None:
     """joblib's idle workers would hold a sweep worker's exit for 300 s (see
     `disbench.metrics.downstream.stop_workers`); scoring stops them, and so does a task
-    whatever way its run ended."""
+    whatever way its run ended. A process that never started them has none to stop (and
+    need not import the metrics)."""
+    if "joblib.externals.loky" not in sys.modules:
+        return
     from disbench.metrics.downstream import stop_workers
 
     stop_workers()
