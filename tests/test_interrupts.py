@@ -37,6 +37,18 @@ def signal_self(name: str):
     raise AssertionError(f"{name} was not handled")
 
 
+def signal_at_step(monkeypatch, step: int, name: str) -> None:
+    """Send `name` to this process when training is about to take step `step` + 1."""
+    training_step = TrainingModule.training_step
+
+    def stopping(self, batch, batch_idx):
+        if self.global_step == step:
+            signal_self(name)
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(TrainingModule, "training_step", stopping)
+
+
 def losses(run_dir: store.RunDir) -> list[dict]:
     with open(run_dir.losses, newline="") as f:
         return list(csv.DictReader(f))
@@ -78,14 +90,7 @@ def test_sighup_while_loading_data_records_nothing(tmp_path, data_dir, monkeypat
 
 
 def test_sigterm_while_training_shows_the_real_step(tmp_path, data_dir, monkeypatch):
-    step = TrainingModule.training_step
-
-    def stop_at_6(self, batch, batch_idx):
-        if self.global_step == 6:
-            signal_self("SIGTERM")
-        return step(self, batch, batch_idx)
-
-    monkeypatch.setattr(TrainingModule, "training_step", stop_at_6)
+    signal_at_step(monkeypatch, 6, "SIGTERM")
     outcome = run(smoke_cfg(tmp_path, data_dir))
     status = outcome.run_dir.status()
     assert outcome.exit_code == 128 + signal.SIGTERM
@@ -261,14 +266,7 @@ def test_the_interruption_is_reported_on_a_line_of_its_own(tmp_path, data_dir, m
     terminal = io.StringIO()  # stdout and stderr as a terminal shows them: interleaved
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(sys, "stderr", terminal)
-    step = TrainingModule.training_step
-
-    def stop_at_3(self, batch, batch_idx):
-        if self.global_step == 3:
-            signal_self("SIGINT")
-        return step(self, batch, batch_idx)
-
-    monkeypatch.setattr(TrainingModule, "training_step", stop_at_3)
+    signal_at_step(monkeypatch, 3, "SIGINT")
     outcome = run(smoke_cfg(tmp_path, data_dir, "trainer.progress_bar=true"))
     err = terminal.getvalue()
     message = f"{outcome.run_dir.path.name} interrupted (SIGINT during training); run the same"
