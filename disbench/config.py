@@ -32,6 +32,10 @@ NOT_IDENTITY = {
                 "progress_bar", "tensorboard", "threads"},
 }
 IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
+# keys added after runs were first stored, at the value that reproduces those runs: left
+# out of the identity at that value, so that the stored runs keep their ids
+IMPLICIT = {"arch": {"init": "torch"},
+            "model": {"reconstruction": "bernoulli", "augment_radius": 31}}
 
 
 def identity(cfg: DictConfig | dict) -> dict:
@@ -46,6 +50,9 @@ def identity(cfg: DictConfig | dict) -> dict:
         out[group] = {k: v for k, v in cfg[group].items() if k not in NOT_IDENTITY.get(group, ())}
     _, hyper = models.check(out["model"])
     out["model"] = {"name": out["model"]["name"], **hyper}
+    for group, implicit in IMPLICIT.items():
+        out[group] = {k: v for k, v in out[group].items()
+                      if k not in implicit or v != implicit[k]}
     out["seed"] = int(cfg["seed"])
     return out
 
@@ -104,6 +111,7 @@ RULES = {
     "trainer.accelerator": (lambda v: v in ("auto", "cpu", "gpu", "cuda", "mps"),
                             "auto, cpu, gpu, cuda or mps"),
     "arch.latent_dim": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "arch.init": (lambda v: v in ("reference", "torch"), "reference or torch"),
 }
 
 

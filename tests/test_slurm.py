@@ -36,6 +36,18 @@ def statuses(results, study):
             for p in (results / study).iterdir() if (p / "status.json").exists()}
 
 
+def settled_status(results, study, data_dir):
+    """`disbench status` once SLURM has accounted for every task's end: `--wait` returns as
+    soon as the tasks' results are written, and sacct may list a task as RUNNING a moment
+    longer while its step ends."""
+    deadline = time.time() + 60
+    while True:
+        out = disbench(["status", study], results, data_dir)
+        if "RUNNING" not in out.stdout or time.time() > deadline:
+            return out
+        time.sleep(1)
+
+
 def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir):
     out = disbench(["sweep", "smoke", *LAUNCHER, "--wait"], tmp_path, data_dir)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -45,7 +57,7 @@ def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir):
     again = disbench(["sweep", "smoke", *LAUNCHER], tmp_path, data_dir)
     assert again.returncode == 0 and "to run: 0" in again.stdout
     assert "submitted" not in again.stdout
-    status = disbench(["status", "smoke"], tmp_path, data_dir)
+    status = settled_status(tmp_path, "smoke", data_dir)
     assert "SLURM tasks: COMPLETED 4" in status.stdout
 
 
@@ -63,7 +75,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
     (failed,) = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
     assert "non-finite loss at step 0" in failed["reason"]
     assert any(logs.rglob("*.out"))
-    status = disbench(["status", "mixed"], tmp_path, data_dir)
+    status = settled_status(tmp_path, "mixed", data_dir)
     assert "SLURM tasks: COMPLETED 2" in status.stdout, status.stdout
 
 

@@ -1,6 +1,10 @@
 """Ground-truth datasets: `load(name, **options)` returns a dataset implementing
 `GroundTruthDataset` (see `base.py`); any user object with that protocol works
-wherever disbench expects a dataset."""
+wherever disbench expects a dataset.
+
+`data.name` is a registered name, an entry point of group `disbench.datasets`, or an
+import path `package.module:function` to a loader `(data_dir, **options) -> dataset`
+(see `disbench.plugins`)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from disbench import plugins
 from disbench.data.base import DatasetInfo, GridDataset, GroundTruthDataset
 from disbench.errors import DisbenchError
 
@@ -34,14 +39,13 @@ def names() -> list[str]:
 
 def info(name: str) -> DatasetInfo | None:
     """The registered description of dataset `name`, if it has one."""
-    _check_name(name)
+    _loader(name)
     return _INFOS.get(name)
 
 
 def options(name: str) -> dict[str, object]:
     """The options `load(name, ...)` accepts, with their defaults."""
-    _check_name(name)
-    return _defaults(_LOADERS[name])
+    return _defaults(_loader(name))
 
 
 def _defaults(loader: Callable) -> dict[str, object]:
@@ -53,19 +57,18 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("DISBENCH_DATA") or Path.home() / ".cache" / "disbench")
 
 
-def _check_name(name: str) -> None:
-    if name not in _LOADERS:
-        raise DisbenchError(f"unknown dataset '{name}'; valid names: {', '.join(names())}")
+def _loader(name: str) -> Callable[..., GroundTruthDataset]:
+    return plugins.resolve("dataset", name, _LOADERS, callable,
+                           "a loader function (data_dir, **options) -> dataset")
 
 
 def load(name: str, data_dir: str | Path | None = None, **options) -> GroundTruthDataset:
     """Load dataset `name`, building its memory-mapped cache on first use."""
-    _check_name(name)
+    loader = _loader(name)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if data_dir.exists() and not data_dir.is_dir():
         raise DisbenchError(f"the data directory {data_dir} is not a directory; set paths.data "
                             f"(or $DISBENCH_DATA) to a directory.")
-    loader = _LOADERS[name]
     try:
         inspect.signature(loader).bind(data_dir, **options)
     except TypeError as err:

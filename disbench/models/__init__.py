@@ -1,8 +1,10 @@
-"""The objectives of the reference study: `build(model_cfg, encoder, decoder, latent_dim)`.
+"""The objectives: `build(model_cfg, encoder, decoder, latent_dim)`.
 
-Each model's hyperparameters are the keyword arguments of its class; the
-config's values are checked against that signature, so a typo or a wrong type
-ends in one clear message.
+`model.name` is a built-in name (MODELS), an entry point of group `disbench.models`, or
+an import path `package.module:ClassName` (see `disbench.plugins`). Each model's
+hyperparameters are the keyword arguments of its class (and, through `**kwargs`, of
+its base classes); the config's values are checked against that signature, so a typo
+or a wrong type ends in one clear message.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import inspect
 import typing
 from collections.abc import Mapping
 
+from torch import nn
+
+from disbench import plugins
 from disbench.errors import DisbenchError
 from disbench.models.annealedvae import AnnealedVAE
-from disbench.models.base import VAE, Objective
+from disbench.models.base import VAE, Objective, OptimizerSpec, Step
 from disbench.models.betatcvae import BetaTCVAE
 from disbench.models.betavae import BetaVAE
 from disbench.models.dipvae import DIPVAE1, DIPVAE2
 from disbench.models.factorvae import FactorVAE
 
-MODELS: dict[str, type[VAE]] = {
+MODELS: dict[str, type[Objective]] = {
     "vae": VAE,
     "betavae": BetaVAE,
     "annealedvae": AnnealedVAE,
@@ -30,19 +35,50 @@ MODELS: dict[str, type[VAE]] = {
     "betatcvae": BetaTCVAE,
 }
 
-__all__ = ["MODELS", "VAE", "Objective", "build", "check", "hyperparameters"]
+__all__ = ["MODELS", "VAE", "Objective", "OptimizerSpec", "Step", "build", "check",
+           "hyperparameters", "resolve"]
+NOT_HYPERPARAMETERS = ("self", "encoder", "decoder", "latent_dim")
+
+
+def _is_objective(found) -> bool:
+    return isinstance(found, type) and issubclass(found, Objective)
+
+
+def resolve(name) -> type[Objective]:
+    """The objective class `name` stands for (built-in, entry point or import path)."""
+    return plugins.resolve("model", name, MODELS, _is_objective,
+                           "an objective (a subclass of disbench.models.Objective)")
 
 
 @functools.cache
-def hyperparameters(name: str) -> dict[str, inspect.Parameter]:
+def signature_of(cls: type) -> dict[str, inspect.Parameter]:
+    """A class's keyword arguments, following `**kwargs` into its base classes."""
+    out: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if klass in (nn.Module, object):
+            break
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__, eval_str=True).parameters
+        out.update({k: p for k, p in params.items()
+                    if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and k not in out})
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
+def hyperparameters(name) -> dict[str, inspect.Parameter]:
     """The hyperparameters a model takes (its constructor's keyword arguments)."""
-    params = inspect.signature(MODELS[name].__init__).parameters
-    return {k: p for k, p in params.items() if k not in ("self", "encoder", "decoder",
-                                                         "latent_dim")}
+    return {k: p for k, p in signature_of(resolve(name)).items() if k not in NOT_HYPERPARAMETERS}
 
 
 def _check_value(model: str, key: str, value, annotation):
     """`value` as the type the model's signature declares (float, int, optional)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        if value not in typing.get_args(annotation):
+            raise DisbenchError(f"model.{key}={value!r} for model '{model}': expected one of "
+                                f"{', '.join(map(str, typing.get_args(annotation)))}")
+        return value
     kinds = typing.get_args(annotation) or (annotation,)
     if value is None and type(None) in kinds:
         return None
@@ -60,12 +96,11 @@ def _check_value(model: str, key: str, value, annotation):
                         f"{' or '.join(getattr(k, '__name__', str(k)) for k in kinds)}.")
 
 
-def check(cfg: Mapping) -> tuple[type[VAE], dict]:
+def check(cfg: Mapping) -> tuple[type[Objective], dict]:
     """The objective class named `cfg["name"]` and its checked hyperparameters."""
     cfg = dict(cfg)
     name = cfg.pop("name", None)
-    if name not in MODELS:
-        raise DisbenchError(f"unknown model '{name}'; valid: {', '.join(MODELS)}")
+    cls = resolve(name)
     allowed = hyperparameters(name)
     kwargs = {}
     for key, value in cfg.items():
@@ -73,12 +108,16 @@ def check(cfg: Mapping) -> tuple[type[VAE], dict]:
             valid = ", ".join(allowed) or "none"
             raise DisbenchError(f"model '{name}' has no hyperparameter '{key}'; valid: {valid}")
         kwargs[key] = _check_value(name, key, value, allowed[key].annotation)
-    return MODELS[name], kwargs
+    missing = [k for k, p in allowed.items() if p.default is p.empty and k not in kwargs]
+    if missing:
+        raise DisbenchError(f"model '{name}' needs a value for {', '.join(missing)}: set "
+                            f"{' '.join(f'+model.{k}=...' for k in missing)}")
+    return cls, kwargs
 
 
-def build(cfg: Mapping, encoder, decoder, latent_dim: int) -> VAE:
+def build(cfg: Mapping, encoder, decoder, latent_dim: int) -> Objective:
     """Instantiate the objective named `cfg["name"]` with the other keys as hyperparameters."""
     cls, kwargs = check(cfg)
-    if "latent_dim" in inspect.signature(cls.__init__).parameters:
+    if "latent_dim" in signature_of(cls):
         kwargs["latent_dim"] = latent_dim
     return cls(encoder, decoder, **kwargs)

@@ -12,8 +12,8 @@ class AnnealedVAE(VAE):
     strength = "c_max"
 
     def __init__(self, encoder, decoder, c_max: float, gamma: float = 1000.0,
-                 iteration_threshold: int = 100_000):
-        super().__init__(encoder, decoder)
+                 iteration_threshold: int = 100_000, **vae):
+        super().__init__(encoder, decoder, **vae)
         self.c_max, self.gamma, self.iteration_threshold = c_max, gamma, iteration_threshold
 
     def regularizer(self, mean, log_var, z, kl, step, generator):

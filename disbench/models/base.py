@@ -1,25 +1,79 @@
-"""The shared VAE base (Kingma & Welling 2014) that every objective builds on.
+"""The objective API, and the VAE (Kingma & Welling 2014) the reference objectives build on.
 
-Loss = reconstruction + regulariser, the decomposition of Locatello et al. (2019):
-- reconstruction: Bernoulli log-likelihood, sigmoid cross-entropy on the
-  decoder's logits, summed over pixels, mean over the batch;
-- KL[q(z|x) || N(0, I)] in closed form, summed over latents, mean over the batch.
-An objective overrides `regularizer`; the ELBO is always -(recon + KL).
+An objective is an `nn.Module` that declares
+- its networks, as submodules;
+- its named optimisers (`optimizers()`): each with its own parameters, optimiser class
+  and settings; by default one Adam, named "model", over every parameter, with the run's
+  `trainer.lr/betas/eps` (the reference settings);
+- one training step (`step(x, step, generator)`): a loss per optimiser and the terms to
+  log (`Step`). The trainer back-propagates each loss into its optimiser's parameters
+  only, then every optimiser steps;
+- optionally `after_step` (dual variables, controllers, schedules) and `updates` (how
+  many updates an optimiser makes per training step: NashAE's regressors);
+- `encode(x) -> (mean, log_var)` and `decode(z) -> logits` for the metrics and the
+  traversals; a deterministic encoder returns `(code, None)`.
+Whatever must survive a restart lives in parameters, buffers or `get_extra_state`: a
+checkpoint holds the module's state dict, every optimiser's state and the generator.
+
+The VAE's loss is reconstruction + regulariser, the decomposition of Locatello et al.
+(2019): the reconstruction loss of `model.reconstruction` (see `reconstruction.py`),
+and KL[q(z|x) || N(0, I)] in closed form, summed over latents, mean over the batch.
+An objective of that family overrides `regularizer`; the ELBO is always -(recon + KL).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from disbench.models.reconstruction import RECONSTRUCTIONS, reconstruction_loss
 
-def bernoulli_reconstruction(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x|z) for Bernoulli pixels: summed over pixels, mean over the batch."""
-    per_pixel = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    return per_pixel.flatten(1).sum(1).mean()
+
+@dataclass
+class Step:
+    """One training step: a loss per named optimiser, and the terms to log (scalars)."""
+
+    losses: dict[str, torch.Tensor]
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerSpec:
+    """A named optimiser: its parameters, its class, and its settings (None: Adam's, from
+    the run's trainer.lr, trainer.betas and trainer.eps)."""
+
+    params: list[nn.Parameter]
+    cls: type[torch.optim.Optimizer] = torch.optim.Adam
+    settings: dict | None = None
+
+
+class Objective(nn.Module):
+    """The base of every objective (see the module docstring for the contract)."""
+
+    # the hyperparameter that sets the regularisation strength (the one a study sweeps);
+    # None for an objective without one
+    strength: ClassVar[str | None] = None
+    # optimiser name -> updates per training step (default 1). The extra updates of an
+    # optimiser come first, each from its own `step` on the same batch.
+    updates: ClassVar[dict[str, int]] = {}
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        return {"model": OptimizerSpec([p for p in self.parameters() if p.requires_grad])}
+
+    def step(self, x: torch.Tensor, step: int, generator: torch.Generator) -> Step:
+        raise NotImplementedError
+
+    def after_step(self, step: int, out: Step) -> None:
+        """Called once every optimiser has stepped (dual variables, controllers)."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -34,30 +88,22 @@ def sample_gaussian(mean: torch.Tensor, log_var: torch.Tensor, generator: torch.
     return mean + torch.exp(0.5 * log_var) * eps
 
 
-@dataclass
-class Objective:
-    """One training step's losses.
+class VAE(Objective):
+    """Plain VAE: regulariser = KL. Subclasses change `regularizer`.
 
-    `loss` is minimised by the encoder and decoder; `adversary_loss`, when set,
-    by the objective's own adversary (FactorVAE's discriminator) from the same
-    forward pass. `terms` are logged.
-    """
+    `reconstruction`: bernoulli (the reference), gaussian or augmented (see
+    `reconstruction.py`); `augment_radius`: the box blur's radius for augmented."""
 
-    loss: torch.Tensor
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    adversary_loss: torch.Tensor | None = None
-
-
-class VAE(nn.Module):
-    """Plain VAE: regulariser = KL. Subclasses change `regularizer`."""
-
-    # the hyperparameter that sets the regularisation strength (the one the study sweeps)
-    strength: str | None = None
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module,
+                 reconstruction: Literal["bernoulli", "gaussian", "augmented"] = "bernoulli",
+                 augment_radius: int = 31):
         super().__init__()
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, "
+                             f"got {reconstruction!r}")
         self.encoder = encoder
         self.decoder = decoder
+        self.reconstruction, self.augment_radius = reconstruction, augment_radius
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
@@ -66,28 +112,20 @@ class VAE(nn.Module):
         """Logits of p(x|z)."""
         return self.decoder(z)
 
+    def reconstruction_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) (or the augmented loss): summed over pixels, mean over the batch."""
+        return reconstruction_loss(self.reconstruction, logits, x, self.augment_radius)
+
     def regularizer(self, mean, log_var, z, kl, step: int, generator: torch.Generator):
         """(regulariser, extra logged terms); the plain VAE uses the KL itself."""
         return kl, {}
 
-    def objective(self, x: torch.Tensor, step: int, generator: torch.Generator) -> Objective:
+    def step(self, x: torch.Tensor, step: int, generator: torch.Generator) -> Step:
         mean, log_var = self.encode(x)
         z = sample_gaussian(mean, log_var, generator)
-        recon = bernoulli_reconstruction(self.decode(z), x)
+        recon = self.reconstruction_loss(self.decode(z), x)
         kl = gaussian_kl(mean, log_var)
         reg, extra = self.regularizer(mean, log_var, z, kl, step, generator)
-        adversary_loss = extra.pop("adversary_loss", None)
         loss = recon + reg
         terms = {"loss": loss, "reconstruction": recon, "kl": kl, "elbo": -(recon + kl), **extra}
-        return Objective(loss, terms, adversary_loss)
-
-    # -- optimisation ------------------------------------------------------
-    def vae_parameters(self) -> list[nn.Parameter]:
-        return [*self.encoder.parameters(), *self.decoder.parameters()]
-
-    def adversary_parameters(self) -> list[nn.Parameter]:
-        return []
-
-    def parameter_groups(self, lr: float, betas, eps: float) -> list[dict]:
-        """Adam parameter groups; objectives with an adversary add a group for it."""
-        return [{"params": self.vae_parameters(), "lr": lr, "betas": tuple(betas), "eps": eps}]
+        return Step({"model": loss}, terms)

@@ -28,8 +28,8 @@ def total_correlation(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
 class BetaTCVAE(VAE):
     strength = "beta"
 
-    def __init__(self, encoder, decoder, beta: float):
-        super().__init__(encoder, decoder)
+    def __init__(self, encoder, decoder, beta: float, **vae):
+        super().__init__(encoder, decoder, **vae)
         self.beta = beta
 
     def regularizer(self, mean, log_var, z, kl, step, generator):

@@ -6,8 +6,8 @@ from disbench.models.base import VAE
 class BetaVAE(VAE):
     strength = "beta"
 
-    def __init__(self, encoder, decoder, beta: float):
-        super().__init__(encoder, decoder)
+    def __init__(self, encoder, decoder, beta: float, **vae):
+        super().__init__(encoder, decoder, **vae)
         self.beta = beta
 
     def regularizer(self, mean, log_var, z, kl, step, generator):

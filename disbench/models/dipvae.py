@@ -23,15 +23,14 @@ def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> torch.T
 
 class DIPVAE(VAE):
     strength = "lambda_od"
+    dip_type = "i"  # "i" or "ii"
 
     def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None,
-                 dip_type: str = "i"):
-        super().__init__(encoder, decoder)
-        if dip_type not in ("i", "ii"):
-            raise ValueError(f"dip_type must be 'i' or 'ii', got {dip_type!r}")
+                 **vae):
+        super().__init__(encoder, decoder, **vae)
         if lambda_d is None:
-            lambda_d = (10.0 if dip_type == "i" else 1.0) * lambda_od
-        self.lambda_od, self.lambda_d, self.dip_type = lambda_od, lambda_d, dip_type
+            lambda_d = (10.0 if self.dip_type == "i" else 1.0) * lambda_od
+        self.lambda_od, self.lambda_d = lambda_od, lambda_d
 
     def regularizer(self, mean, log_var, z, kl, step, generator):
         cov = covariance(mean)
@@ -42,10 +41,8 @@ class DIPVAE(VAE):
 
 
 class DIPVAE1(DIPVAE):
-    def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None):
-        super().__init__(encoder, decoder, lambda_od, lambda_d, dip_type="i")
+    dip_type = "i"
 
 
 class DIPVAE2(DIPVAE):
-    def __init__(self, encoder, decoder, lambda_od: float, lambda_d: float | None = None):
-        super().__init__(encoder, decoder, lambda_od, lambda_d, dip_type="ii")
+    dip_type = "ii"

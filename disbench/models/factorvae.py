@@ -7,8 +7,8 @@ D maximises 0.5 E[log D(z)_0] + 0.5 E[log D(z_perm)_1] with probabilities
 clipped to [1e-6, 1 - 1e-6] (disentanglement_lib).
 
 Both networks are updated once per training step from the same forward pass,
-each with its own Adam settings (as parameter groups of one optimizer): one
-step of disbench is one VAE and one discriminator update. The reference counted
+each by its own Adam ("model" and "discriminator" optimisers): one step of
+disbench is one VAE and one discriminator update. The reference counted
 both updates in its global step, so its 300k "steps" were ~150k of each; set
 `trainer.max_steps=150000` to match that.
 """
@@ -16,7 +16,7 @@ both updates in its global step, so its 300k "steps" were ~150k of each; set
 import torch
 from torch import nn
 
-from disbench.models.base import VAE
+from disbench.models.base import VAE, OptimizerSpec, Step
 
 
 class Discriminator(nn.Module):
@@ -46,8 +46,8 @@ class FactorVAE(VAE):
 
     def __init__(self, encoder, decoder, gamma: float, latent_dim: int,
                  discriminator_lr: float = 1e-4, discriminator_betas=(0.5, 0.9),
-                 discriminator_eps: float = 1e-8):
-        super().__init__(encoder, decoder)
+                 discriminator_eps: float = 1e-8, **vae):
+        super().__init__(encoder, decoder, **vae)
         self.gamma = gamma
         self.discriminator = Discriminator(latent_dim)
         self.discriminator_adam = {"lr": discriminator_lr, "betas": tuple(discriminator_betas),
@@ -58,15 +58,15 @@ class FactorVAE(VAE):
         _, probs_perm = self.discriminator(permute_dims(z.detach(), generator))
         tc = (logits_z[:, 0] - logits_z[:, 1]).mean()
         discriminator_objective = 0.5 * (probs_z[:, 0].log().mean() + probs_perm[:, 1].log().mean())
-        return kl + self.gamma * tc, {
-            "total_correlation": tc,
-            "discriminator_objective": discriminator_objective,
-            "adversary_loss": -discriminator_objective,
-        }
+        return kl + self.gamma * tc, {"total_correlation": tc,
+                                      "discriminator_objective": discriminator_objective}
 
-    def adversary_parameters(self):
-        return list(self.discriminator.parameters())
+    def step(self, x, step, generator) -> Step:
+        out = super().step(x, step, generator)
+        out.losses["discriminator"] = -out.terms["discriminator_objective"]
+        return out
 
-    def parameter_groups(self, lr, betas, eps):
-        return [*super().parameter_groups(lr, betas, eps),
-                {"params": self.adversary_parameters(), **self.discriminator_adam}]
+    def optimizers(self):
+        return {"model": OptimizerSpec([*self.encoder.parameters(), *self.decoder.parameters()]),
+                "discriminator": OptimizerSpec(list(self.discriminator.parameters()),
+                                               settings=self.discriminator_adam)}

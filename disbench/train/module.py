@@ -1,9 +1,13 @@
 """The LightningModule that trains any objective on a ground-truth dataset.
 
+The objective owns its step (`Objective.step`): the module draws the batch, asks for
+one loss per named optimiser, back-propagates each into its optimiser's parameters
+only, steps every optimiser, then calls the objective's `after_step`.
+
 Data path: the whole dataset is one uint8 tensor on the training device; each
 step draws batch indices from the run's seeded generator on that device, so
 there is no DataLoader and no per-item Python. The same generator drives the
-reparameterisation noise and FactorVAE's permutations, and its state is saved
+reparameterisation noise and the objectives' own draws, and its state is saved
 in every checkpoint: a resumed run replays exactly the uninterrupted one.
 """
 
@@ -15,7 +19,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from disbench.models import VAE
+from disbench.models import Objective
+from disbench.train.optimizers import NamedOptimizers, build_optimizers, check_losses
 
 
 class NonFiniteLoss(RuntimeError):
@@ -33,7 +38,7 @@ def device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class TrainingModule(pl.LightningModule):
-    def __init__(self, model: VAE, dataset, batch_size: int, lr: float, betas, eps: float,
+    def __init__(self, model: Objective, dataset, batch_size: int, lr: float, betas, eps: float,
                  seed: int):
         super().__init__()
         self.model = model
@@ -41,14 +46,14 @@ class TrainingModule(pl.LightningModule):
         self.batch_size = batch_size
         self.adam = {"lr": lr, "betas": tuple(betas), "eps": eps}
         self.seed = seed
-        self.automatic_optimization = False  # FactorVAE's two losses need two backward passes
+        self.automatic_optimization = False  # one backward pass per named loss
         self.generator: torch.Generator | None = None
         self._restored_generator_state: torch.Tensor | None = None
         self.images: torch.Tensor | None = None
         self.first_non_finite_step: torch.Tensor | None = None
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameter_groups(**self.adam))
+        return NamedOptimizers(build_optimizers(self.model, self.adam))
 
     # -- the run's generator ---------------------------------------------
     def on_train_start(self) -> None:
@@ -70,21 +75,31 @@ class TrainingModule(pl.LightningModule):
         index = torch.randint(len(self.images), (self.batch_size,), device=self.device,
                               generator=self.generator)
         x = self.dataset.observe(self.images[index], self.generator)
-        out = self.model.objective(x, step=self.global_step, generator=self.generator)
+        step = self.global_step
+        optimizer = self.optimizers()
+        named: NamedOptimizers = optimizer.optimizer
+        for name, updates in self.model.updates.items():
+            for _ in range(updates - 1):  # the extra updates of one optimiser
+                extra = self.model.step(x, step=step, generator=self.generator)
+                named.zero_grad()
+                self.manual_backward(extra.losses[name], inputs=named.params(name))
+                named.named[name].step()
+        out = self.model.step(x, step=step, generator=self.generator)
+        if batch_idx == 0:
+            check_losses(self.model, out.losses, named.named)
         # Remember the first non-finite step without a device sync; checked at log steps.
-        bad = ~torch.isfinite(out.loss)
+        bad = ~torch.stack([torch.isfinite(loss).all() for loss in out.losses.values()]).all()
         self.first_non_finite_step = torch.where(
             bad & (self.first_non_finite_step < 0),
-            torch.tensor(self.global_step, device=self.device), self.first_non_finite_step)
+            torch.tensor(step, device=self.device), self.first_non_finite_step)
 
-        optimizer = self.optimizers()
         optimizer.zero_grad()
-        has_adversary = out.adversary_loss is not None
-        self.manual_backward(out.loss, inputs=self.model.vae_parameters(),
-                             retain_graph=has_adversary)
-        if has_adversary:
-            self.manual_backward(out.adversary_loss, inputs=self.model.adversary_parameters())
+        names = list(out.losses)
+        for i, name in enumerate(names):
+            self.manual_backward(out.losses[name], inputs=named.params(name),
+                                 retain_graph=i < len(names) - 1)
         optimizer.step()
+        self.model.after_step(step, out)
         return {k: v.detach() for k, v in out.terms.items()}
 
     def check_finite(self, terms: dict[str, torch.Tensor]) -> None:

@@ -30,6 +30,7 @@ from disbench.errors import DisbenchError, warn
 from disbench.interrupt import stopping_signals
 from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss_log
 from disbench.train.module import NonFiniteLoss, TrainingModule
+from disbench.train.optimizers import build_optimizers, check_losses
 from disbench.visualize import save_image, traversal_grid
 
 
@@ -62,10 +63,26 @@ def load_dataset(cfg: DictConfig):
     return data.load(cfg.data.name, data_dir=cfg.paths.data, **options)
 
 
-def build_model(cfg: DictConfig, observation_shape) -> models.VAE:
+def build_model(cfg: DictConfig, observation_shape) -> models.Objective:
+    """The objective with its networks, initialised as `arch.init` says."""
     encoder, decoder = nets.build(cfg.arch.name, observation_shape, cfg.arch.latent_dim)
-    return models.build(OmegaConf.to_container(cfg.model, resolve=True), encoder, decoder,
-                        cfg.arch.latent_dim)
+    model = models.build(OmegaConf.to_container(cfg.model, resolve=True), encoder, decoder,
+                         cfg.arch.latent_dim)
+    nets.initialise(model, cfg.arch.init)
+    return model
+
+
+def check_objective(cfg: DictConfig, dataset) -> None:
+    """Refuse, before anything is written, an objective whose optimisers are ill-declared
+    or whose step's losses don't match them: one step on two observations, on the CPU,
+    with a generator of its own (the run's seeding comes after)."""
+    model = build_model(cfg, dataset.observation_shape)
+    optimizers = build_optimizers(model, {"lr": cfg.trainer.lr, "betas": tuple(cfg.trainer.betas),
+                                          "eps": cfg.trainer.eps})
+    _, observations = dataset.sample(2, np.random.default_rng(0))
+    x = torch.as_tensor(observations, dtype=torch.float32)
+    out = model.step(x, step=0, generator=torch.Generator().manual_seed(0))
+    check_losses(model, out.losses, optimizers)
 
 
 def available_cpus() -> int:
@@ -143,7 +160,7 @@ def readable_checkpoint(run: store.RunDir) -> tuple[Path | None, int]:
     return None, 0
 
 
-def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.VAE, pl.Trainer]:
+def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objective, pl.Trainer]:
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     model = build_model(cfg, dataset.observation_shape)
     module = TrainingModule(model, dataset, cfg.trainer.batch_size, cfg.trainer.lr,
@@ -185,7 +202,7 @@ def _final_losses(run: store.RunDir) -> dict[str, float]:
     return {k: float(v) for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
-def evaluate(cfg: DictConfig, model: models.VAE, dataset, device) -> dict:
+def evaluate(cfg: DictConfig, model: models.Objective, dataset, device) -> dict:
     """The metric suite's scores for metrics.json (`mean`, `sampled`, `eval` settings)."""
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     if eval_cfg["name"] == "none":
@@ -264,6 +281,7 @@ def run(cfg: DictConfig) -> Outcome:
                   f"was recorded; run the same command again", file=sys.stderr, flush=True)
             return Outcome("interrupted", rd, f"{stop.signal_name} while loading the dataset",
                            stop.exit_code)
+        check_objective(cfg, dataset)
         rd.create()
         if not rd.try_claim():
             owner = rd.claim_owner() or {}
