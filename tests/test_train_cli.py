@@ -1,17 +1,15 @@
 """`disbench train` end to end: store, skip, bad input, kill and resume.
 
-Two tests start `disbench` as a process: the end-to-end test of `disbench train` (and the
-one of `disbench eval`) and the kill -9 test; the others call `run(compose(...))` or
-`disbench.cli.main` in this process (`disbench_in_process`).
+Two tests start `disbench` as a process: the end-to-end tests of `disbench train` and of
+`disbench eval` (kill -9 and resume: tests/test_resume_objectives.py); the others call
+`run(compose(...))` or `disbench.cli.main` in this process (`disbench_in_process`).
 """
 
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -105,49 +103,6 @@ def test_missing_official_dsprites_offline_names_the_alternative(tmp_path):
         train(["data=dsprites", "trainer=smoke", "+data.url=http://127.0.0.1:9/none.npz"],
               tmp_path, tmp_path / "data")
     assert err.value.exit_code == 2
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_bit_identical(tmp_path, data_dir):
-    args = ["train", "model=factorvae", *SMOKE, "trainer.max_steps=40",
-            "trainer.checkpoint_every_n_steps=10"]
-    reference = disbench(args, tmp_path / "a", data_dir)
-    assert reference.returncode == 0, reference.stderr
-
-    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path / "b"), "DISBENCH_DATA": str(data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "disbench.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    losses = None
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill between the 2nd and 3rd checkpoint
-        found = list((tmp_path / "b").glob("default/*/losses.csv"))
-        if found and len(found[0].read_text().splitlines()) > 26:
-            losses = found[0]
-            break
-        time.sleep(0.05)
-    assert losses is not None, "the run never got past step 25"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run = losses.parent
-    assert json.loads((run / "status.json").read_text())["state"] == "running"
-    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["global_step"] in (20, 30)
-
-    resumed = disbench(args, tmp_path / "b", data_dir)
-    assert resumed.returncode == 0 and "resuming" in resumed.stdout, resumed.stderr
-    status = json.loads((run / "status.json").read_text())
-    assert status["state"] == "completed" and status["attempts"] == 2
-
-    a, b = only_run(tmp_path / "a"), run
-    assert (a / "losses.csv").read_text() == (b / "losses.csv").read_text()
-    ca = torch.load(a / "checkpoints/last.ckpt", weights_only=True)
-    cb = torch.load(b / "checkpoints/last.ckpt", weights_only=True)
-    assert ca["state_dict"].keys() == cb["state_dict"].keys()
-    assert all(torch.equal(ca["state_dict"][k], cb["state_dict"][k]) for k in ca["state_dict"])
-    assert torch.equal(ca["disbench_generator_state"], cb["disbench_generator_state"])
-    assert ca["optimizer_states"][0]["state"].keys() == cb["optimizer_states"][0]["state"].keys()
-    for k, sa in ca["optimizer_states"][0]["state"].items():
-        sb = cb["optimizer_states"][0]["state"][k]
-        assert all(torch.equal(sa[n], sb[n]) for n in sa)
 
 
 @pytest.mark.slow

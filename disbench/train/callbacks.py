@@ -44,7 +44,8 @@ class RunRecorder(pl.Callback):
         fields = {}
         if step % self.log_every == 0 or step == trainer.max_steps:
             self.log_row(module, step, outputs)
-            trainer.progress_bar_metrics.update(loss=float(outputs["loss"]))
+            if "loss" in outputs:
+                trainer.progress_bar_metrics.update(loss=float(outputs["loss"]))
             fields["step"] = step
         if step % self.checkpoint_every == 0 or step == trainer.max_steps:
             module.check_finite(outputs)

@@ -9,10 +9,12 @@ from scipy.special import logsumexp
 
 from disbench import models, nets
 from disbench.models.annealedvae import capacity
-from disbench.models.base import bernoulli_reconstruction, gaussian_kl, sample_gaussian
+from disbench.models.base import gaussian_kl, sample_gaussian
 from disbench.models.betatcvae import total_correlation
 from disbench.models.dipvae import covariance, dip_penalty
 from disbench.models.factorvae import permute_dims
+from disbench.models.reconstruction import bernoulli as bernoulli_reconstruction
+from disbench.train.optimizers import NamedOptimizers, build_optimizers
 
 F64 = torch.float64
 MEAN = torch.tensor([[0.5, -1.0, 0.0], [1.5, 0.2, -0.3], [-0.7, 0.4, 2.0], [0.1, 0.1, 0.1]],
@@ -155,30 +157,37 @@ def test_factorvae_density_ratio_terms():
     assert extra["discriminator_objective"].item() == pytest.approx(objective, rel=1e-10)
 
 
-def test_factorvae_adam_groups_and_gradient_routing():
+def test_factorvae_optimisers_and_gradient_routing():
     model = build("factorvae", gamma=10.0)
-    groups = model.parameter_groups(1e-4, (0.9, 0.999), 1e-8)
-    assert groups[0]["betas"] == (0.9, 0.999) and groups[1]["betas"] == (0.5, 0.9)
+    optimizers = build_optimizers(model, {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8})
+    assert list(optimizers) == ["model", "discriminator"]
+    assert optimizers["model"].defaults["betas"] == (0.9, 0.999)
+    assert optimizers["discriminator"].defaults["betas"] == (0.5, 0.9)
+    named = NamedOptimizers(optimizers)
     x = torch.rand(6, 1, 4, 4)
-    out = model.objective(x, 0, torch.Generator().manual_seed(0))
-    out.loss.backward(inputs=model.vae_parameters(), retain_graph=True)
-    out.adversary_loss.backward(inputs=model.adversary_parameters())
-    disc_grad = [p.grad.clone() for p in model.adversary_parameters()]
+    out = model.step(x, 0, torch.Generator().manual_seed(0))
+    out.losses["model"].backward(inputs=named.params("model"), retain_graph=True)
+    out.losses["discriminator"].backward(inputs=named.params("discriminator"))
+    disc_grad = [p.grad.clone() for p in model.discriminator.parameters()]
+    vae_grad = [p.grad.clone() for p in model.encoder.parameters()]
     # the discriminator's gradient is that of -objective alone, not of the VAE's TC term
     model.zero_grad()
-    out2 = model.objective(x, 0, torch.Generator().manual_seed(0))
+    out2 = model.step(x, 0, torch.Generator().manual_seed(0))
     expected = torch.autograd.grad(-out2.terms["discriminator_objective"],
-                                   model.adversary_parameters())
+                                   list(model.discriminator.parameters()), retain_graph=True)
     assert all(torch.allclose(a, b) for a, b in zip(disc_grad, expected))
+    # and the encoder's is that of the VAE loss alone
+    expected = torch.autograd.grad(out2.terms["loss"], list(model.encoder.parameters()))
+    assert all(torch.allclose(a, b) for a, b in zip(vae_grad, expected))
 
 
 def test_elbo_and_loss_terms():
     model = build("betavae", beta=2.0)
-    out = model.objective(torch.rand(5, 1, 4, 4), 0, torch.Generator().manual_seed(0))
+    out = model.step(torch.rand(5, 1, 4, 4), 0, torch.Generator().manual_seed(0))
     t = out.terms
     assert t["elbo"].item() == pytest.approx(-(t["reconstruction"] + t["kl"]).item())
     assert t["loss"].item() == pytest.approx((t["reconstruction"] + 2 * t["kl"]).item())
-    assert out.adversary_loss is None
+    assert list(out.losses) == ["model"] and out.losses["model"] is t["loss"]
 
 
 def test_locatello_architecture_parameters_and_shapes():
