@@ -101,7 +101,8 @@ class Representation:
         self.num_codes: int | None = None
         self.gaussian: bool | None = None
 
-    def _check(self, out: object, what: str, n: int) -> np.ndarray:
+    def _check(self, out: object, what: str, n: int, point_mass: bool = False) -> np.ndarray:
+        """`point_mass`: -inf is a valid value (a log-variance of 0)."""
         try:
             arr = np.asarray(_to_numpy(out))
         except (ValueError, TypeError) as err:
@@ -123,7 +124,8 @@ class Representation:
                 f"representation_fn returned {arr.shape[1]} codes per observation, but "
                 f"{self.num_codes} on an earlier call; the number of codes must be fixed."
             )
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        valid = np.isfinite(arr) | (point_mass & (arr == -np.inf))
+        bad = int(arr.size - np.count_nonzero(valid))
         if bad:
             raise MetricInputError(
                 f"representation_fn returned {bad} NaN/inf value(s) in {what} for {n} "
@@ -142,7 +144,7 @@ class Representation:
             )
         if gaussian:
             mean = self._check(out[0], "a mean", n)
-            log_var = self._check(out[1], "a log-variance", n)
+            log_var = self._check(out[1], "a log-variance", n, point_mass=True)
             if log_var.shape != mean.shape:
                 raise MetricInputError(
                     f"representation_fn returned a mean of shape {mean.shape} but a "
@@ -158,7 +160,8 @@ class Representation:
 def model_representation(model, device=None) -> Callable:
     """``representation_fn`` of a torch model with ``encode(x) -> (mean, log_var)``.
 
-    Runs the model on ``device`` (default: where its parameters are) under
+    A deterministic encoder returns ``(code, None)``: its posterior is a point mass, so
+    its log-variance is -inf and its sampled representation is its code. Runs the model on ``device`` (default: where its parameters are) under
     ``torch.inference_mode``; returns float32 numpy arrays. The caller puts the model
     in eval mode.
     """
@@ -172,6 +175,8 @@ def model_representation(model, device=None) -> Callable:
         x = torch.as_tensor(observations, dtype=torch.float32).to(device)
         with torch.inference_mode():
             mean, log_var = model.encode(x)
+            if log_var is None:
+                log_var = torch.full_like(mean, -math.inf)
         return mean.float().cpu().numpy(), log_var.float().cpu().numpy()
 
     return representation_fn

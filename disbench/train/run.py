@@ -73,9 +73,10 @@ def build_model(cfg: DictConfig, observation_shape) -> models.Objective:
 
 
 def check_objective(cfg: DictConfig, dataset) -> None:
-    """Refuse, before anything is written, an objective whose optimisers are ill-declared
-    or whose step's losses don't match them: one step on two observations, on the CPU,
-    with a generator of its own (the run's seeding comes after)."""
+    """Refuse, before anything is written, an objective whose optimisers are ill-declared,
+    whose step's losses don't match them, or that cannot encode and decode: one step on
+    two observations, on the CPU, with a generator of its own (the run's seeding comes
+    after)."""
     model = build_model(cfg, dataset.observation_shape)
     optimizers = build_optimizers(model, {"lr": cfg.trainer.lr, "betas": tuple(cfg.trainer.betas),
                                           "eps": cfg.trainer.eps})
@@ -83,6 +84,8 @@ def check_objective(cfg: DictConfig, dataset) -> None:
     x = torch.as_tensor(observations, dtype=torch.float32)
     out = model.step(x, step=0, generator=torch.Generator().manual_seed(0))
     check_losses(model, out.losses, optimizers)
+    with torch.no_grad():
+        model.decode(model.encode(x)[0])
 
 
 def available_cpus() -> int:

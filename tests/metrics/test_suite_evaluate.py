@@ -248,3 +248,27 @@ def test_noise_codes_give_low_scores():
     assert s["dci.disentanglement"] < 0.15
     assert s["dci.informativeness_test"] < 0.5
     assert math.isclose(s["factor_vae.eval_accuracy"], 1 / 3, abs_tol=0.12)
+
+
+def test_point_mass_posterior_samples_its_code():
+    """A deterministic encoder's log-variance is -inf (model_representation): its sampled
+    representation is its code, so every score equals the mean representation's."""
+    def point_mass(x):
+        codes = identity(x)
+        return codes, np.full_like(codes, -np.inf)
+
+    mean = evaluate(tiny_grid(), identity, names="mig", config=SMALL)
+    sampled = evaluate(tiny_grid(), point_mass, names="mig", config=SMALL,
+                       representation="sampled")
+    assert sampled == mean and mean["mig.mig"] > 0.8
+
+
+def test_nan_log_variance_is_still_refused():
+    def nan_log_var(x):
+        codes = identity(x)
+        log_var = np.zeros_like(codes)
+        log_var[0, 0] = np.nan
+        return codes, log_var
+
+    with pytest.raises(MetricInputError, match="NaN/inf value"):
+        evaluate(tiny_grid(), nan_log_var, names="mig", config=SMALL, representation="sampled")
