@@ -40,6 +40,10 @@ def test_locatello2019_is_the_reference_study():
         values[(r.model, float(value))] += 1
     assert values == {(m, float(v)): 7 * 50 for m, (_, vs) in MODEL_VALUES.items() for v in vs}
     assert "trainer=locatello" in runs[0].overrides
+    steps = {r.model: [o for o in r.overrides if o.startswith("trainer.max_steps=")]
+             for r in runs}
+    assert steps["factorvae"] == ["trainer.max_steps=150000"]  # as many updates as the reference
+    assert all(not v for m, v in steps.items() if m != "factorvae")
     # the worker composes the same overrides with Hydra and must find the same run
     for r in random.Random(0).sample(runs, 5):
         assert run_id(compose(list(r.overrides))) == r.run_id
@@ -50,6 +54,10 @@ def test_command_line_overrides_apply_to_every_run_and_merge_duplicates():
     assert len(runs) == 12_600 // 7
     cfg = compose(list(runs[0].overrides))
     assert cfg.data.name == "dsprites_procedural" and cfg.trainer.max_steps == 2000
+    # a trainer chosen on the command line replaces the spec's trainer keys too
+    factorvae = [r for r in runs if r.model == "factorvae"]
+    assert len(factorvae) == 300
+    assert compose(list(factorvae[0].overrides)).trainer.max_steps == 2000
 
 
 def test_quick_and_smoke_sweeps():

@@ -11,6 +11,10 @@
         model.gamma: [10, 20]
     overrides: [trainer=quick]  # applied to every run (the command line's come after)
 
+The command line wins over the spec: a key it sets replaces the spec's values of that
+key, and a config group it chooses (`trainer=quick`) replaces the spec's values of the
+keys inside that group as well (a block's `trainer.max_steps`).
+
 A run is the list of Hydra overrides that `disbench train` would take. Planning
 composes the Hydra config once per distinct choice of config groups and applies
 the other values to a plain copy, so a 12,600-run plan takes seconds; the
@@ -173,11 +177,13 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                   if o.startswith("study=")), spec["study"])
     base_overrides.append(f"study={study}")
     cli_keys = {o.split("=", 1)[0].lstrip("+~") for o in base_overrides}
+    cli_groups = {o.split("=", 1)[0] for o in cli_overrides} & set(GROUPS)
     runs, seen, checked = [], set(), set()
     with config.composer() as compose:
         composed = _GroupComposer(compose, base_overrides, where)
         for values in expand(spec, where):
-            values = {k: v for k, v in values.items() if k not in cli_keys}  # command line wins
+            values = {k: v for k, v in values.items()  # the command line wins
+                      if k not in cli_keys and k.split(".")[0] not in cli_groups}
             groups = tuple(f"{k}={_format(v)}" for k, v in values.items() if k in GROUPS)
             cfg = composed(groups)
             for key, value in values.items():
