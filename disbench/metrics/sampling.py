@@ -161,9 +161,9 @@ def model_representation(model, device=None) -> Callable:
     """``representation_fn`` of a torch model with ``encode(x) -> (mean, log_var)``.
 
     A deterministic encoder returns ``(code, None)``: its posterior is a point mass, so
-    its log-variance is -inf and its sampled representation is its code. Runs the model on ``device`` (default: where its parameters are) under
-    ``torch.inference_mode``; returns float32 numpy arrays. The caller puts the model
-    in eval mode.
+    its log-variance is -inf and its sampled representation is its code. Runs the model
+    on ``device`` (default: where its parameters are) under ``torch.inference_mode``;
+    returns float32 numpy arrays. The caller puts the model in eval mode.
     """
     import torch
 
