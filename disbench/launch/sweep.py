@@ -105,6 +105,15 @@ def _format(value) -> str:
     return str(value)
 
 
+def _has_dotted(cfg: dict, key: str) -> bool:
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
 def _set_dotted(cfg: dict, key: str, value, where: str) -> dict:
     """A copy of `cfg` with `key` set; only the dicts on the key's path are copied."""
     *parents, leaf = key.split(".")
@@ -186,8 +195,11 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                       if k not in cli_keys and k.split(".")[0] not in cli_groups}
             groups = tuple(f"{k}={_format(v)}" for k, v in values.items() if k in GROUPS)
             cfg = composed(groups)
+            settings = []
             for key, value in values.items():
                 if key not in GROUPS:
+                    new = not _has_dotted(cfg, key)  # a plug-in's hyperparameter: Hydra's "+"
+                    settings.append(f"{'+' if new else ''}{key}={_format(value)}")
                     cfg = _set_dotted(cfg, key, value, where)
             # checked once per setting: of the seed, check() reads only its type
             setting = tuple((k, _format(v) if k != "seed" else type(v).__name__)
@@ -202,8 +214,7 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
             if rid in seen:
                 continue
             seen.add(rid)
-            overrides = (*groups, *(f"{k}={_format(v)}" for k, v in values.items()
-                                    if k not in GROUPS), *base_overrides)
+            overrides = (*groups, *settings, *base_overrides)
             runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
                                    store.run_dir_for(cfg["paths"]["results"], study, rid)))
     return study, runs

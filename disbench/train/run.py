@@ -77,6 +77,16 @@ def check_objective(cfg: DictConfig, dataset) -> None:
     whose step's losses don't match them, or that cannot encode and decode: one step on
     two observations, on the CPU, with a generator of its own (the run's seeding comes
     after)."""
+    try:
+        _check_objective(cfg, dataset)
+    except DisbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a plug-in's own error, said in one line
+        raise DisbenchError(f"model '{cfg.model.name}' cannot train on '{cfg.data.name}' with "
+                            f"arch '{cfg.arch.name}': {type(err).__name__}: {err}") from None
+
+
+def _check_objective(cfg: DictConfig, dataset) -> None:
     model = build_model(cfg, dataset.observation_shape)
     optimizers = build_optimizers(model, {"lr": cfg.trainer.lr, "betas": tuple(cfg.trainer.betas),
                                           "eps": cfg.trainer.eps})
