@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import pytest
+from omegaconf import OmegaConf
 
 from disbench.config import compose, identity, run_id
+from disbench.models import MODELS
 
-MODELS = ["vae", "betavae", "annealedvae", "factorvae", "dipvae1", "dipvae2", "betatcvae"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -10,6 +14,23 @@ def test_every_model_preset_composes(model):
     cfg = compose([f"model={model}", "data=dsprites_procedural"])
     assert cfg.model.name == model
     assert cfg.trainer.max_steps == 300_000 and cfg.trainer.batch_size == 64  # reference default
+
+
+def test_stored_runs_keep_their_ids():
+    """Keys added since (arch.init, model.reconstruction) are left out of the identity at
+    the value that reproduces the stored runs: the committed study's runs, trained with
+    PyTorch's initialisation and the Bernoulli loss, keep their ids."""
+    runs = sorted(p for p in (REPO / "results" / "quick-dsprites").iterdir() if p.is_dir()
+                  and (p / "config.yaml").exists())
+    assert len(runs) == 26
+    for run in runs:
+        stored = OmegaConf.to_container(OmegaConf.load(run / "config.yaml"))
+        assert "init" not in stored["arch"] and "reconstruction" not in stored["model"]
+        stored["arch"]["init"] = "torch"
+        stored["model"].update(reconstruction="bernoulli", augment_radius=31)
+        assert run_id(stored) == run.name
+        stored["arch"]["init"] = "reference"  # another initialisation: another run
+        assert run_id(stored) != run.name
 
 
 def test_reference_defaults():
