@@ -1,11 +1,11 @@
 """Training throughput of disbench's harness next to a plain PyTorch loop.
 
-Both train the same model, objective, batch and Adam parameter groups on the
-same device-resident dataset; the rounds alternate in one process and the
+Both train the same model, objective, batch and optimisers on the same
+device-resident dataset; the rounds alternate in one process and the
 medians are reported. Also: the wall time from `disbench train` starting to
 its first training step being done.
 
-    python bench/bench_training.py [--steps 100] [--rounds 3] [--models betavae factorvae]
+    python bench/bench_training.py [--steps 100] [--rounds 3] [--models betavae factorvae ...]
 """
 
 from __future__ import annotations
@@ -25,18 +25,24 @@ import torch
 
 from disbench import store
 from disbench.config import compose
+from disbench.models import MODELS
 from disbench.train.module import TrainingModule, device_images
+from disbench.train.optimizers import build_optimizers
 from disbench.train.run import _endless, _trainer, build_model, load_dataset, warnings_filtered
 
 WARMUP = 10
 
 
 def plain_loop(cfg, dataset, steps: int, device: torch.device) -> float:
-    """images/s of a hand-written loop doing what the harness's step does."""
+    """images/s of a hand-written loop doing what the harness's step does: the objective's
+    step, one backward pass per named loss into its optimiser's parameters, every
+    optimiser's step, the after-step hook (and the extra updates an objective asks for)."""
     pl.seed_everything(cfg.seed, verbose=False)
     model = build_model(cfg, dataset.observation_shape).to(device)
     t = cfg.trainer
-    optimizer = torch.optim.Adam(model.parameter_groups(t.lr, t.betas, t.eps))
+    optimizers = build_optimizers(model, {"lr": t.lr, "betas": tuple(t.betas), "eps": t.eps})
+    params = {name: [p for g in o.param_groups for p in g["params"]]
+              for name, o in optimizers.items()}
     images = device_images(dataset.images, device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     start = 0.0
@@ -46,13 +52,21 @@ def plain_loop(cfg, dataset, steps: int, device: torch.device) -> float:
             start = time.perf_counter()
         index = torch.randint(len(images), (t.batch_size,), device=device, generator=generator)
         x = dataset.observe(images[index], generator)
-        out = model.objective(x, step=step, generator=generator)
-        optimizer.zero_grad()
-        adversary = out.adversary_loss is not None
-        out.loss.backward(inputs=model.vae_parameters(), retain_graph=adversary)
-        if adversary:
-            out.adversary_loss.backward(inputs=model.adversary_parameters())
-        optimizer.step()
+        for name, updates in model.updates.items():
+            for _ in range(updates - 1):
+                extra = model.step(x, step=step, generator=generator)
+                optimizers[name].zero_grad()
+                extra.losses[name].backward(inputs=params[name])
+                optimizers[name].step()
+        out = model.step(x, step=step, generator=generator)
+        for o in optimizers.values():
+            o.zero_grad()
+        names = list(out.losses)
+        for i, name in enumerate(names):
+            out.losses[name].backward(inputs=params[name], retain_graph=i < len(names) - 1)
+        for o in optimizers.values():
+            o.step()
+        model.after_step(step, out)
     sync(device)
     return steps * t.batch_size / (time.perf_counter() - start)
 
@@ -108,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=["betavae", "factorvae"])
+    parser.add_argument("--models", nargs="+", default=sorted(MODELS))
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     data_dir = os.environ.get("DISBENCH_DATA") or str(Path(".cache/test-data").resolve())

@@ -64,8 +64,8 @@ def resolve(kind: str, name: object, builtins: Mapping, accepts: Callable[[objec
     elif is_import_path(name):
         found, where = import_object(kind, name), f"'{name}'"
     else:
-        valid = ", ".join([*builtins, *installed(kind)])
-        raise DisbenchError(f"unknown {kind} '{name}'; valid: {valid}; or an import path "
+        valid = ", ".join(sorted([*builtins, *installed(kind)]))
+        raise DisbenchError(f"unknown {kind} '{name}'; valid names: {valid}; or an import path "
                             f"package.module:Name, or an entry point of group {GROUPS[kind]}")
     if not accepts(found):
         raise DisbenchError(f"{kind} {where} is {found!r}, not {expected}")

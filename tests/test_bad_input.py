@@ -31,7 +31,8 @@ REFUSED = {  # overrides: what the one error line says
                                        "value >= 0",
     "eval=fastt": "unknown eval 'fastt' (did you mean fast?); valid: fast, locatello, none",
     "model=factorvea": "unknown model 'factorvea' (did you mean factorvae?); valid: "
-                       "annealedvae, betatcvae, betavae, dipvae1, dipvae2, factorvae, vae",
+                       "annealedvae, betatcvae, betavae, critic_vae, dipvae1, dipvae2, "
+                       "factorvae, gvvae, lagrangian_vae, nashae, vae, vaegan",
     "data=dsprite": "unknown data 'dsprite' (did you mean dsprites",
     "trainer.max_step=10": "unknown key 'trainer.max_step' (did you mean max_steps?); valid "
                            "keys of trainer: max_steps, batch_size",

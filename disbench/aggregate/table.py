@@ -21,6 +21,7 @@ sorted by study and run id, so the same store always gives the same table.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -69,12 +70,17 @@ def eval_key(settings: dict | None) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+@functools.cache
 def strength_of(model: str) -> str | None:
-    """The name of the hyperparameter that sets a model's regularisation strength."""
-    from disbench.models import MODELS
+    """The name of the hyperparameter that sets a model's regularisation strength; None
+    for a model without one, or a plug-in that cannot be imported here."""
+    from disbench import models
+    from disbench.errors import DisbenchError
 
-    cls = MODELS.get(model)
-    return cls.strength if cls is not None else None
+    try:
+        return models.resolve(model).strength
+    except DisbenchError:
+        return None
 
 
 def _number(value):
