@@ -22,8 +22,13 @@ from disbench.models.annealedvae import AnnealedVAE
 from disbench.models.base import VAE, Objective, OptimizerSpec, Step
 from disbench.models.betatcvae import BetaTCVAE
 from disbench.models.betavae import BetaVAE
+from disbench.models.critic_vae import CriticVAE
 from disbench.models.dipvae import DIPVAE1, DIPVAE2
 from disbench.models.factorvae import FactorVAE
+from disbench.models.gvvae import GVVAE
+from disbench.models.lagrangian_vae import GCVAE
+from disbench.models.nashae import NashAE
+from disbench.models.vaegan import VAEGAN
 
 MODELS: dict[str, type[Objective]] = {
     "vae": VAE,
@@ -33,6 +38,11 @@ MODELS: dict[str, type[Objective]] = {
     "dipvae1": DIPVAE1,
     "dipvae2": DIPVAE2,
     "betatcvae": BetaTCVAE,
+    "lagrangian_vae": GCVAE,
+    "gvvae": GVVAE,
+    "nashae": NashAE,
+    "critic_vae": CriticVAE,
+    "vaegan": VAEGAN,
 }
 
 __all__ = ["MODELS", "VAE", "Objective", "OptimizerSpec", "Step", "build", "check",
