@@ -51,6 +51,16 @@ class TrainingModule(pl.LightningModule):
         self._restored_generator_state: torch.Tensor | None = None
         self.images: torch.Tensor | None = None
         self.first_non_finite_step: torch.Tensor | None = None
+        self.device_step: torch.Tensor | None = None  # global_step, kept on the device
+
+    def __setattr__(self, name, value):
+        # Lightning records the hook it is in, on the module, about 30 times per step;
+        # nn.Module's checks on each assignment cost a third of Lightning's own per-step
+        # time, and a hook's name is never a parameter, buffer or module
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def configure_optimizers(self):
         return NamedOptimizers(build_optimizers(self.model, self.adam))
@@ -63,6 +73,7 @@ class TrainingModule(pl.LightningModule):
         if self._restored_generator_state is not None:
             self.generator.set_state(self._restored_generator_state)
         self.first_non_finite_step = torch.tensor(-1, device=self.device)
+        self.device_step = torch.tensor(self.global_step, device=self.device)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["disbench_generator_state"] = self.generator.get_state()
@@ -87,11 +98,12 @@ class TrainingModule(pl.LightningModule):
         out = self.model.step(x, step=step, generator=self.generator)
         if batch_idx == 0:
             check_losses(self.model, out.losses, named.named)
-        # Remember the first non-finite step without a device sync; checked at log steps.
+        # Remember the first non-finite step on the device: no copy from the host, which
+        # would wait for the device every step; checked at checkpoint steps.
         bad = ~torch.stack([torch.isfinite(loss).all() for loss in out.losses.values()]).all()
-        self.first_non_finite_step = torch.where(
-            bad & (self.first_non_finite_step < 0),
-            torch.tensor(step, device=self.device), self.first_non_finite_step)
+        first = self.first_non_finite_step
+        first.copy_(torch.where(bad & (first < 0), self.device_step, first))
+        self.device_step += 1
 
         optimizer.zero_grad()
         names = list(out.losses)
