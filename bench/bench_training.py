@@ -92,7 +92,8 @@ def harness(cfg, dataset, steps: int, device: torch.device, workdir: Path) -> fl
     module = TrainingModule(model, dataset, t.batch_size, t.lr, t.betas, t.eps, cfg.seed)
     run = store.RunDir(tempfile.mkdtemp(dir=workdir))
     run.create()
-    trainer = _trainer(cfg, run)
+    with warnings_filtered():
+        trainer = _trainer(cfg, run)
     watch = Stopwatch(device)
     trainer.callbacks.append(watch)
     with warnings_filtered():

@@ -60,6 +60,19 @@ def test_command_line_overrides_apply_to_every_run_and_merge_duplicates():
     assert compose(list(factorvae[0].overrides)).trainer.max_steps == 2000
 
 
+def test_seed_methods_sweep():
+    _, runs = plan("seed-methods")
+    assert len(runs) == 90 and Counter(r.data for r in runs) == {"dsprites_procedural": 45,
+                                                                  "xysquares": 45}
+    assert Counter(r.model for r in runs) == {"betavae": 24, "factorvae": 12, "nashae": 12,
+                                              "lagrangian_vae": 12, "critic_vae": 12,
+                                              "vaegan": 12, "gvvae": 6}
+    augmented = [r for r in runs if "model.reconstruction=augmented" in r.overrides]
+    assert len(augmented) == 12
+    for r in random.Random(0).sample(runs, 5) + augmented[:1]:
+        assert run_id(compose(list(r.overrides))) == r.run_id
+
+
 def test_quick_and_smoke_sweeps():
     _, quick = plan("quick-dsprites")
     assert len(quick) == 26 and len({r.model for r in quick}) == 7

@@ -23,8 +23,9 @@ Following the authors' released implementation:
 - each regressor is Linear(m, 40)-SELU-Linear(40, 40)-SELU-Linear(40, 1) on z_{-i};
 - the regressors make 5 Adam updates (lr 0.01) per autoencoder update, on the same batch;
 - reconstruction is 1/2 the mean squared error over pixels and batch (`mse`); here between
-  x and the decoder's image sigmoid(logits). The paper's autoencoder uses Adam(lr 1e-3)
-  (`trainer.lr=1e-3`), batch 200 on dSprites.
+  x and the decoder's image sigmoid(logits). The autoencoder's Adam has the paper's lr
+  1e-3 (`autoencoder_lr`; betas and eps PyTorch's defaults, the reference's too), not
+  `trainer.lr`; the paper's batch on dSprites is 200 (`trainer.batch_size=200`).
 The extra regressor updates come first (`updates`); the last is made together with the
 autoencoder's, from the same forward pass. The summed VAE losses (`bernoulli`, `gaussian`,
 `augmented`) are accepted too; they are ~4096 times larger on 64x64 images than `mse`, so
@@ -96,7 +97,8 @@ class NashAE(Objective):
     updates: ClassVar[dict[str, int]] = {"regressors": 5}
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
-                 lambda_adv: float = 0.008, regressor_lr: float = 0.01,
+                 lambda_adv: float = 0.008, autoencoder_lr: float = 1e-3,
+                 regressor_lr: float = 0.01,
                  reconstruction: Literal["mse", "bernoulli", "gaussian", "augmented"] = "mse",
                  augment_radius: int = 31):
         super().__init__()
@@ -110,7 +112,7 @@ class NashAE(Objective):
         self.decoder = decoder
         self.regressors = Regressors(latent_dim)
         self.lambda_adv = lambda_adv
-        self.regressor_lr = regressor_lr
+        self.autoencoder_lr, self.regressor_lr = autoencoder_lr, regressor_lr
         self.reconstruction, self.augment_radius = reconstruction, augment_radius
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -127,7 +129,8 @@ class NashAE(Objective):
         return reconstruction_loss(self.reconstruction, logits, x, self.augment_radius)
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
-        return {"model": OptimizerSpec([*self.encoder.parameters(), *self.decoder.parameters()]),
+        return {"model": OptimizerSpec([*self.encoder.parameters(), *self.decoder.parameters()],
+                                       settings={"lr": self.autoencoder_lr}),
                 "regressors": OptimizerSpec(list(self.regressors.parameters()),
                                             settings={"lr": self.regressor_lr})}
 

@@ -114,11 +114,30 @@ class NamedOptimizers(torch.optim.Optimizer):
         return {name: o.state_dict() for name, o in self.named.items()}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        if set(state_dict) == {"state", "param_groups"}:
+            state_dict = self.split_single(state_dict)
         if set(state_dict) != set(self.named):
             raise DisbenchError(f"the checkpoint holds the optimisers {sorted(state_dict)}, "
                                 f"the objective declares {sorted(self.named)}")
         for name, o in self.named.items():
             o.load_state_dict(state_dict[name])
+
+    def split_single(self, single: dict) -> dict:
+        """One optimiser's state dict, as checkpoints held it before objectives named their
+        optimisers (one Adam, a parameter group per network, in the order the objective
+        now declares them), split into the named optimisers' state dicts."""
+        groups = iter(single["param_groups"])
+        out = {}
+        for name, o in self.named.items():
+            mine = [next(groups, None) for _ in o.param_groups]
+            if any(g is None for g in mine):
+                break
+            index = {old: new for new, old in enumerate(p for g in mine for p in g["params"])}
+            out[name] = {"state": {index[k]: v for k, v in single["state"].items()
+                                   if k in index},
+                         "param_groups": [{**g, "params": [index[p] for p in g["params"]]}
+                                          for g in mine]}
+        return out
 
     def __repr__(self) -> str:
         return f"NamedOptimizers({', '.join(self.named)})"

@@ -146,7 +146,7 @@ def test_encode_is_the_sigmoid_of_the_encoder_mean():
 
 
 def test_optimizers_and_updates():
-    model = build(regressor_lr=0.02)
+    model = build(regressor_lr=0.02, autoencoder_lr=2e-3)
     optimizers = build_optimizers(model, {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8})
     assert set(optimizers) == {"model", "regressors"}
     ids = {name: {id(p) for g in o.param_groups for p in g["params"]}
@@ -155,7 +155,8 @@ def test_optimizers_and_updates():
     assert ids["model"] == {id(p) for p in [*model.encoder.parameters(),
                                             *model.decoder.parameters()]}
     assert optimizers["regressors"].param_groups[0]["lr"] == 0.02
-    assert optimizers["model"].param_groups[0]["lr"] == 1e-4
+    assert optimizers["model"].param_groups[0]["lr"] == 2e-3  # the paper's, not trainer.lr
+    assert build().optimizers()["model"].settings == {"lr": 1e-3}
     assert NashAE.updates == {"regressors": 5}
 
 

@@ -177,3 +177,25 @@ def test_bad_init_is_refused_before_anything_is_written(in_process, tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == ("error: arch.init='glorot' cannot work: expected reference "
                                   "or torch")
+
+
+def test_a_checkpoint_of_one_adam_with_parameter_groups_loads_into_named_optimisers():
+    """Checkpoints written before objectives named their optimisers held one Adam with a
+    parameter group per network (FactorVAE: the VAE's, then the discriminator's)."""
+    model = models.build({"name": "factorvae", "gamma": 10.0}, *nets.build("mlp", (1, 4, 4), 3),
+                         3)
+    vae = [*model.encoder.parameters(), *model.decoder.parameters()]
+    single = torch.optim.Adam([{"params": vae, **ADAM},
+                               {"params": list(model.discriminator.parameters()), "lr": 1e-4,
+                                "betas": (0.5, 0.9), "eps": 1e-8}])
+    out = model.step(torch.rand(6, 1, 4, 4), 0, torch.Generator().manual_seed(0))
+    out.losses["model"].backward(inputs=vae, retain_graph=True)
+    out.losses["discriminator"].backward(inputs=list(model.discriminator.parameters()))
+    single.step()
+    named = NamedOptimizers(build_optimizers(model, ADAM))
+    named.load_state_dict(single.state_dict())
+    for p in model.parameters():
+        assert torch.equal(named.state[p]["exp_avg"], single.state[p]["exp_avg"])
+        assert torch.equal(named.state[p]["exp_avg_sq"], single.state[p]["exp_avg_sq"])
+    assert named.named["discriminator"].param_groups[0]["betas"] == (0.5, 0.9)
+    assert len(named.named["model"].state) == len(vae)
