@@ -147,6 +147,13 @@ class RunDir:
             raise CorruptFile(self.config, str(err).splitlines()[0], REPAIR_BY_RERUN) from None
         if not isinstance(cfg, DictConfig) or not {"model", "data", "arch", "seed"} <= set(cfg):
             raise CorruptFile(self.config, "not a run's config", REPAIR_BY_RERUN)
+        from disbench.config import IMPLICIT
+
+        # a run stored before a key existed was trained at the key's implicit value (a
+        # model's missing hyperparameters take its signature's defaults, the same values)
+        for key, value in IMPLICIT["arch"].items():
+            if key not in cfg.arch:
+                cfg.arch[key] = value
         return cfg
 
     def update_status(self, **fields) -> dict:

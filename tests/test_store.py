@@ -59,3 +59,15 @@ def test_requeued_slurm_task_takes_over_its_own_claim(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     run.claim_file.write_text(json.dumps({"host": "elsewhere", "pid": 1, "slurm_task": "41_3"}))
     assert run.try_claim()
+
+
+def test_a_config_stored_before_arch_init_reads_as_pytorchs_initialisation(tmp_path):
+    """Runs stored before arch.init existed were trained with PyTorch's initialisation."""
+    run = store.RunDir(tmp_path / "run")
+    run.create()
+    run.config.write_text("model: {name: betavae, beta: 4.0}\ndata: {name: xysquares}\n"
+                          "arch: {name: mlp, latent_dim: 10}\nseed: 0\n")
+    assert run.read_config().arch.init == "torch"
+    run.config.write_text("model: {name: betavae, beta: 4.0}\ndata: {name: xysquares}\n"
+                          "arch: {name: mlp, latent_dim: 10, init: reference}\nseed: 0\n")
+    assert run.read_config().arch.init == "reference"
