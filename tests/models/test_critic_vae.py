@@ -5,16 +5,15 @@ import math
 
 import numpy as np
 import pytest
+import tiny
 import torch
 from scipy.special import logsumexp
 
-from disbench import models, nets
 from disbench.errors import DisbenchError
 from disbench.models.base import sample_gaussian
 from disbench.models.critic_vae import infonce, posterior_scores
 from disbench.train.optimizers import build_optimizers
 
-F64 = torch.float64
 MEAN = np.array([[0.5, -1.0, 0.0], [1.5, 0.2, -0.3], [-0.7, 0.4, 2.0], [0.1, 0.1, 0.1]])
 LOG_VAR = np.array([[0.0, -1.0, 0.5], [0.3, 0.1, -0.2], [-2.0, 0.0, 0.0], [0.2, 0.2, -0.4]])
 Z = np.array([[0.3, -0.8, 0.4], [1.2, 0.5, -0.1], [-0.9, 0.2, 1.7], [0.4, -0.2, 0.0]])
@@ -22,17 +21,11 @@ SCORES = np.array([[2.0, -1.0, 0.5, 0.0], [0.3, 1.1, -0.4, 2.2], [-1.5, 0.0, 0.7
                    [0.9, 0.9, -0.2, 3.0]])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def build(**hyper):
-    encoder, decoder = nets.build("mlp", (1, 4, 4), 3)
-    return models.build({"name": "critic_vae", **hyper}, encoder, decoder, 3)
+    return tiny.build("critic_vae", **hyper)
 
 
 def images(seed=0, n=4):

@@ -6,32 +6,25 @@ import math
 
 import numpy as np
 import pytest
+import tiny
 import torch
 
-from disbench import models, nets
 from disbench.errors import DisbenchError
 from disbench.models.base import gaussian_kl
 from disbench.models.gvvae import gaussian_nll, ml_variance
 from disbench.models.reconstruction import gaussian
 
-F64 = torch.float64
 LOGITS = np.array([[[[2.0, -1.0], [0.0, 3.0]]], [[[-0.5, 0.5], [1.0, -2.0]]],
                    [[[0.3, 0.1], [-1.2, 0.8]]]])
 X = np.array([[[[1.0, 0.0], [0.5, 1.0]]], [[[0.0, 1.0], [1.0, 0.2]]],
               [[[0.4, 0.0], [0.0, 0.9]]]])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def build(**hyper):
-    encoder, decoder = nets.build("mlp", (1, 4, 4), 3)
-    return models.build({"name": "gvvae", **hyper}, encoder, decoder, 3)
+    return tiny.build("gvvae", **hyper)
 
 
 def numpy_nll(mean, x, variance):

@@ -5,32 +5,24 @@ import math
 
 import numpy as np
 import pytest
+import tiny
 import torch
 
-from disbench import models, nets
 from disbench.errors import DisbenchError
 from disbench.models.base import gaussian_kl
 from disbench.models.lagrangian_vae import controlled_weight, mahalanobis, mmd
 
-F64 = torch.float64
 Z = np.array([[0.5, -1.0, 0.0], [1.5, 0.2, -0.3], [-0.7, 0.4, 2.0], [0.1, 0.1, 0.1],
               [0.9, -0.6, 0.3]])
 PRIOR = np.array([[0.2, 0.3, -1.1], [-0.4, 1.2, 0.6], [1.0, -0.8, -0.2], [0.0, 0.5, 0.9],
                   [-1.3, -0.1, 0.4]])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def build(**hyper):
-    encoder, decoder = nets.build("mlp", (1, 4, 4), 3)
-    return models.build({"name": "lagrangian_vae", "kl_target": 16.0, **hyper}, encoder,
-                        decoder, 3)
+    return tiny.build("lagrangian_vae", **{"kl_target": 16.0, **hyper})
 
 
 # -- the controller: w = clip(low + kp / (1 + exp(e)) - ki e, low, high), e = target - value

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import logsumexp
+from tiny import build
 
-from disbench import models, nets
+from disbench import nets
 from disbench.models.annealedvae import capacity
 from disbench.models.base import gaussian_kl, sample_gaussian
 from disbench.models.betatcvae import total_correlation
@@ -23,17 +24,9 @@ LOG_VAR = torch.tensor([[0.0, -1.0, 0.5], [0.3, 0.1, -0.2], [-2.0, 0.0, 0.0], [0
                        dtype=F64)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
-def build(name, **hyper):
-    encoder, decoder = nets.build("mlp", (1, 4, 4), 3)
-    return models.build({"name": name, **hyper}, encoder, decoder, 3)
 
 
 def test_kl_matches_closed_form_by_hand():

@@ -2,15 +2,14 @@
 
 import numpy as np
 import pytest
+import tiny
 import torch
 from torch import nn
 
-from disbench import models, nets
 from disbench.errors import DisbenchError
 from disbench.models.nashae import NashAE, Regressors, covariance, mse_reconstruction, nash_losses
 from disbench.train.optimizers import build_optimizers
 
-F64 = torch.float64
 Z = np.array([[0.1, 0.9, 0.5], [0.4, 0.2, 0.7], [0.8, 0.6, 0.1], [0.3, 0.3, 0.9],
               [0.6, 0.7, 0.2]])
 P = np.array([[0.2, 0.5, 0.4], [0.5, 0.1, 0.9], [0.6, 0.8, 0.3], [0.1, 0.4, 0.6],
@@ -19,17 +18,11 @@ P = np.array([[0.2, 0.5, 0.4], [0.5, 0.1, 0.9], [0.6, 0.8, 0.3], [0.1, 0.4, 0.6]
 W = np.array([[0.0, 0.5, -1.0], [2.0, 0.0, 0.3], [-0.7, 1.5, 0.0]])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def build(**hyper):
-    encoder, decoder = nets.build("mlp", (1, 4, 4), 3)
-    return models.build({"name": "nashae", **hyper}, encoder, decoder, 3)
+    return tiny.build("nashae", **hyper)
 
 
 def images(seed=0, n=5):

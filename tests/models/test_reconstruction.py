@@ -21,7 +21,6 @@ from disbench.models.reconstruction import (
     reconstruction_loss,
 )
 
-F64 = torch.float64
 # two images, two channels, 3 x 4 pixels
 LOGITS = np.array([
     [[[2.0, -1.0, 0.0, 0.5], [1.5, -0.3, 3.0, -2.0], [0.1, 0.2, -0.7, 1.0]],
@@ -38,12 +37,7 @@ X = np.array([
 N, C, H, W = X.shape
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def sigmoid(a):

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tiny
 import torch
 from omegaconf import OmegaConf
 from torch import nn
@@ -21,7 +22,6 @@ from disbench.models.vaegan import (
 )
 from disbench.train.optimizers import NamedOptimizers, build_optimizers
 
-F64 = torch.float64
 ADAM = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8}
 FEATURES_X = np.array([[0.5, -1.0, 2.0], [0.0, 0.3, -0.7]])
 FEATURES_RECON = np.array([[0.1, -0.5, 1.0], [0.4, 0.3, 0.2]])
@@ -30,17 +30,11 @@ LOGIT_RECON = np.array([-1.0, 0.7, 0.0])
 LOGIT_PRIOR = np.array([0.2, -2.0, 1.5])
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(F64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def build(shape=(1, 4, 4), **hyper):
-    encoder, decoder = nets.build("mlp", shape, 3)
-    return models.build({"name": "vaegan", **hyper}, encoder, decoder, 3)
+    return tiny.build("vaegan", shape, **hyper)
 
 
 def images(seed=0, n=4, shape=(1, 4, 4)):
