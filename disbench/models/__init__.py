@@ -46,7 +46,7 @@ MODELS: dict[str, type[Objective]] = {
 }
 
 __all__ = ["MODELS", "VAE", "Objective", "OptimizerSpec", "Step", "build", "check",
-           "hyperparameters", "resolve"]
+           "hyperparameters", "packable", "resolve"]
 NOT_HYPERPARAMETERS = ("self", "encoder", "decoder", "latent_dim")
 
 
@@ -80,6 +80,14 @@ def signature_of(cls: type) -> dict[str, inspect.Parameter]:
 def hyperparameters(name) -> dict[str, inspect.Parameter]:
     """The hyperparameters a model takes (its constructor's keyword arguments)."""
     return {k: p for k, p in signature_of(resolve(name)).items() if k not in NOT_HYPERPARAMETERS}
+
+
+def packable(cls: type[Objective]) -> tuple[str, ...] | None:
+    """The hyperparameters that may differ within a pack, as the class itself declares
+    them (never inherited: a plug-in that subclasses a packable objective and changes its
+    step is not packable until it says so); None: its runs train solo."""
+    declared = vars(cls).get("packable")
+    return None if declared is None else tuple(declared)
 
 
 def _check_value(model: str, key: str, value, annotation):

@@ -11,7 +11,13 @@ An objective is an `nn.Module` that declares
 - optionally `after_step` (dual variables, controllers, schedules) and `updates` (how
   many updates an optimiser makes per training step: NashAE's regressors);
 - `encode(x) -> (mean, log_var)` and `decode(z) -> logits` for the metrics and the
-  traversals; a deterministic encoder returns `(code, None)`.
+  traversals; a deterministic encoder returns `(code, None)`;
+- optionally `packable`: the hyperparameters that may differ between the runs of one
+  pack (`launcher.pack`, see `disbench.train.pack`), which then trains several runs at
+  once as one vectorised step. A packable objective draws its noise with `normal` and
+  `uniform` below (each run of a pack draws from its own generator), uses those
+  hyperparameters only in tensor arithmetic, keeps no state outside parameters and
+  buffers, and does not override `after_step`.
 Whatever must survive a restart lives in parameters, buffers or `get_extra_state`: a
 checkpoint holds the module's state dict, every optimiser's state and the generator.
 
@@ -59,6 +65,11 @@ class Objective(nn.Module):
     # optimiser name -> updates per training step (default 1). The extra updates of an
     # optimiser come first, each from its own `step` on the same batch.
     updates: ClassVar[dict[str, int]] = {}
+    # hyperparameters (constructor arguments kept as attributes of the same name) that may
+    # differ within a pack; None: the objective is not packable and its runs train solo.
+    # Read from the class itself, never inherited: a subclass that changes the step
+    # declares it again (see `models.packable`)
+    packable: ClassVar[tuple[str, ...] | None] = None
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         return {"model": OptimizerSpec([p for p in self.parameters() if p.requires_grad])}
@@ -81,11 +92,25 @@ def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mean.square() + log_var.exp() - log_var - 1).sum(1)).mean()
 
 
+def normal(shape, generator, like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise of `shape` from the run's generator, on `like`'s device and
+    dtype. In a pack, `generator` holds every run's generator and each run gets its own."""
+    if isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+    return generator.normal(shape, like)
+
+
+def uniform(shape, generator, like: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) noise of `shape` from the run's generator (see `normal`)."""
+    if isinstance(generator, torch.Generator):
+        return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+    return generator.uniform(shape, like)
+
+
 def sample_gaussian(mean: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator
                     ) -> torch.Tensor:
     """Reparameterised sample z = mean + sigma * eps, eps from the run's seeded generator."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-    return mean + torch.exp(0.5 * log_var) * eps
+    return mean + torch.exp(0.5 * log_var) * normal(mean.shape, generator, mean)
 
 
 class VAE(Objective):
@@ -93,6 +118,8 @@ class VAE(Objective):
 
     `reconstruction`: bernoulli (the reference), gaussian or augmented (see
     `reconstruction.py`); `augment_radius`: the box blur's radius for augmented."""
+
+    packable = ()
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module,
                  reconstruction: Literal["bernoulli", "gaussian", "augmented"] = "bernoulli",

@@ -32,6 +32,8 @@ class BetaTCVAE(VAE):
         super().__init__(encoder, decoder, **vae)
         self.beta = beta
 
+    packable = ("beta",)
+
     def regularizer(self, mean, log_var, z, kl, step, generator):
         tc = total_correlation(z, mean, log_var)
         return kl + (self.beta - 1) * tc, {"total_correlation": tc}

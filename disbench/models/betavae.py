@@ -10,5 +10,7 @@ class BetaVAE(VAE):
         super().__init__(encoder, decoder, **vae)
         self.beta = beta
 
+    packable = ("beta",)
+
     def regularizer(self, mean, log_var, z, kl, step, generator):
         return self.beta * kl, {}

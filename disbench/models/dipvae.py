@@ -42,7 +42,9 @@ class DIPVAE(VAE):
 
 class DIPVAE1(DIPVAE):
     dip_type = "i"
+    packable = ("lambda_od", "lambda_d")
 
 
 class DIPVAE2(DIPVAE):
     dip_type = "ii"
+    packable = ("lambda_od", "lambda_d")

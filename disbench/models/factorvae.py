@@ -16,7 +16,7 @@ both updates in its global step, so its 300k "steps" were ~150k of each; set
 import torch
 from torch import nn
 
-from disbench.models.base import VAE, OptimizerSpec, Step
+from disbench.models.base import VAE, OptimizerSpec, Step, uniform
 
 
 class Discriminator(nn.Module):
@@ -37,12 +37,13 @@ class Discriminator(nn.Module):
 
 def permute_dims(z: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Shuffle each latent dimension independently across the batch."""
-    order = torch.argsort(torch.rand(z.shape, generator=generator, device=z.device), dim=0)
+    order = torch.argsort(uniform(z.shape, generator, z), dim=0)
     return torch.gather(z, 0, order)
 
 
 class FactorVAE(VAE):
     strength = "gamma"
+    packable = ("gamma",)
 
     def __init__(self, encoder, decoder, gamma: float, latent_dim: int,
                  discriminator_lr: float = 1e-4, discriminator_betas=(0.5, 0.9),
