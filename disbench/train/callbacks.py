@@ -26,6 +26,26 @@ def truncate_loss_log(path, after_step: int) -> None:
     os.replace(tmp, path)
 
 
+def append_loss_row(run: RunDir, step: int, terms: dict[str, float]) -> None:
+    """One row of the run's losses.csv (the header first, in a new file)."""
+    new = not run.losses.exists() or run.losses.stat().st_size == 0
+    with open(run.losses, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", *terms])
+        writer.writerow([step, *(repr(v) for v in terms.values())])
+
+
+def save_checkpoint_atomically(run: RunDir, write) -> None:
+    """`write(path)` to a temporary file, then make it last.ckpt; the one before it
+    becomes previous.ckpt."""
+    tmp = run.checkpoints / f".last.ckpt.tmp-{os.getpid()}"
+    write(tmp)
+    if run.last_checkpoint.exists():
+        os.replace(run.last_checkpoint, run.previous_checkpoint)
+    os.replace(tmp, run.last_checkpoint)
+
+
 class RunRecorder(pl.Callback):
     """Every `log_every` steps: a row of losses.csv (after a finiteness check), the step
     in status.json and a claim heartbeat; every `checkpoint_every` steps: an atomic
@@ -56,21 +76,11 @@ class RunRecorder(pl.Callback):
 
     def log_row(self, module, step: int, terms) -> None:
         module.check_finite(terms)
-        values = {k: float(v) for k, v in terms.items()}
-        new = not self.run.losses.exists() or self.run.losses.stat().st_size == 0
-        with open(self.run.losses, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["step", *values])
-            writer.writerow([step, *(repr(v) for v in values.values())])
+        append_loss_row(self.run, step, {k: float(v) for k, v in terms.items()})
         self.run.heartbeat()
 
     def save_checkpoint(self, trainer) -> None:
-        tmp = self.run.checkpoints / f".last.ckpt.tmp-{os.getpid()}"
-        trainer.save_checkpoint(tmp)
-        if self.run.last_checkpoint.exists():
-            os.replace(self.run.last_checkpoint, self.run.previous_checkpoint)
-        os.replace(tmp, self.run.last_checkpoint)
+        save_checkpoint_atomically(self.run, trainer.save_checkpoint)
 
 
 class StepProgressBar(TQDMProgressBar):

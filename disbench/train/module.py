@@ -82,37 +82,58 @@ class TrainingModule(pl.LightningModule):
         self._restored_generator_state = checkpoint["disbench_generator_state"]
 
     # -- one step ----------------------------------------------------------
-    def training_step(self, batch, batch_idx):
+    def draw_batch(self) -> torch.Tensor:
         index = torch.randint(len(self.images), (self.batch_size,), device=self.device,
                               generator=self.generator)
-        x = self.dataset.observe(self.images[index], self.generator)
+        return self.dataset.observe(self.images[index], self.generator)
+
+    def objective_step(self, x: torch.Tensor, step: int):
+        """(losses, terms) of the objective's step on `x`."""
+        out = self.model.step(x, step=step, generator=self.generator)
+        self._last_step = out
+        return out.losses, out.terms
+
+    def total(self, loss: torch.Tensor) -> torch.Tensor:
+        """What is back-propagated for one named loss (a pack sums its runs')."""
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        x = self.draw_batch()
         step = self.global_step
         optimizer = self.optimizers()
         named: NamedOptimizers = optimizer.optimizer
-        for name, updates in self.model.updates.items():
+        for name, updates in self.objective.updates.items():
             for _ in range(updates - 1):  # the extra updates of one optimiser
-                extra = self.model.step(x, step=step, generator=self.generator)
+                losses, _ = self.objective_step(x, step)
                 named.zero_grad()
-                self.manual_backward(extra.losses[name], inputs=named.params(name))
+                self.manual_backward(self.total(losses[name]), inputs=named.params(name))
                 named.named[name].step()
-        out = self.model.step(x, step=step, generator=self.generator)
+        losses, terms = self.objective_step(x, step)
         if batch_idx == 0:
-            check_losses(self.model, out.losses, named.named)
-        # Remember the first non-finite step on the device: no copy from the host, which
-        # would wait for the device every step; checked at checkpoint steps.
-        bad = ~torch.stack([torch.isfinite(loss).all() for loss in out.losses.values()]).all()
+            check_losses(self.objective, losses, named.named)
+        # Remember the first non-finite step on the device (per run, in a pack): no copy
+        # from the host, which would wait for the device every step; checked at log steps.
+        bad = ~torch.stack([torch.isfinite(loss) for loss in losses.values()]).all(0)
         first = self.first_non_finite_step
         first.copy_(torch.where(bad & (first < 0), self.device_step, first))
         self.device_step += 1
 
         optimizer.zero_grad()
-        names = list(out.losses)
+        names = list(losses)
         for i, name in enumerate(names):
-            self.manual_backward(out.losses[name], inputs=named.params(name),
+            self.manual_backward(self.total(losses[name]), inputs=named.params(name),
                                  retain_graph=i < len(names) - 1)
         optimizer.step()
-        self.model.after_step(step, out)
-        return {k: v.detach() for k, v in out.terms.items()}
+        self.after_step(step)
+        return {k: v.detach() for k, v in terms.items()}
+
+    @property
+    def objective(self) -> Objective:
+        """The objective whose step this module runs."""
+        return self.model
+
+    def after_step(self, step: int) -> None:
+        self.model.after_step(step, self._last_step)
 
     def check_finite(self, terms: dict[str, torch.Tensor]) -> None:
         step = int(self.first_non_finite_step)

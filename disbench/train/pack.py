@@ -109,13 +109,12 @@ class Pack(nn.Module):
             self.register_buffer(f"hyper_{name}", torch.tensor(values), persistent=False)
         self.register_buffer("run_index", torch.arange(self.size), persistent=False)
         # the step's code and the optimisers' structure, without parameters of its own
-        # (kept out of the module tree: a list)
-        self._template = [copy.deepcopy(template).to("meta")]
-        self._stepper = _Stepper(self._template[0])
+        # (kept out of the module tree, in a tuple: the pack's tensors are its own)
+        self._stepper = (_Stepper(copy.deepcopy(template).to("meta")),)
 
     @property
     def template(self) -> Objective:
-        return self._template[0]
+        return self._stepper[0].objective
 
     # -- the stacked state, by the objective's own names ------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -138,17 +137,23 @@ class Pack(nn.Module):
                    for i, n in enumerate(self.buffer_names)}
 
         def one_run(params, buffers, x, run, hyper):
-            return functional_call(self._stepper, (params, buffers),
+            return functional_call(self._stepper[0], (params, buffers),
                                    (x, step, RunGenerators(generators, run), hyper))
 
         return vmap(one_run, randomness="same")(params, buffers, x, self.run_index,
                                                 self.hyperparameters())
 
     # -- optimisers ----------------------------------------------------------
+    def optimizer_params(self) -> dict[str, list[nn.Parameter]]:
+        """Each named optimiser's parameters, as stacked tensors, in its own order."""
+        index = {id(p): i for i, (_, p) in enumerate(self.template.named_parameters())}
+        return {name: [self.stacked[index[id(p)]] for p in spec.params]
+                for name, spec in self.template.optimizers().items()}
+
     def optimizers(self, adam: dict) -> dict[str, torch.optim.Optimizer]:
         """The objective's named optimisers, each over the stacked tensors of its
         parameters (`adam`: the run's settings for a spec without its own)."""
-        index = {id(p): i for i, (_, p) in enumerate(self.template.named_parameters())}
+        params = self.optimizer_params()
         out = {}
         for name, spec in self.template.optimizers().items():
             if not issubclass(spec.cls, ELEMENTWISE):
@@ -157,7 +162,7 @@ class Pack(nn.Module):
                     f"{spec.cls.__name__}, which does not act on each element alone; a pack "
                     f"takes {', '.join(c.__name__ for c in ELEMENTWISE)}")
             settings = adam if spec.settings is None else spec.settings
-            out[name] = spec.cls([self.stacked[index[id(p)]] for p in spec.params], **settings)
+            out[name] = spec.cls(params[name], **settings)
         return out
 
     # -- one run's state, and back ------------------------------------------

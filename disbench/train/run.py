@@ -115,14 +115,15 @@ def check_config(cfg: DictConfig) -> None:
                             "pip install tensorboard (or set trainer.tensorboard=false)")
 
 
-def _trainer(cfg: DictConfig, run: store.RunDir) -> pl.Trainer:
+def _trainer(cfg: DictConfig, recorder: pl.Callback, log_dir: Path,
+             checkpoint_io=None) -> pl.Trainer:
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     t = cfg.trainer
-    callbacks = [RunRecorder(run, t.log_every_n_steps, t.checkpoint_every_n_steps)]
+    callbacks = [recorder]
     if t.progress_bar:
         callbacks.append(StepProgressBar(refresh_rate=max(1, t.log_every_n_steps)))
-    plugins = []
+    plugins = [] if checkpoint_io is None else [checkpoint_io]
     if "SLURM_JOB_ID" in os.environ:
         # requeueing belongs to the launcher (submitit), not to Lightning
         from lightning_fabric.plugins.environments import SLURMEnvironment
@@ -132,7 +133,7 @@ def _trainer(cfg: DictConfig, run: store.RunDir) -> pl.Trainer:
     if t.tensorboard:
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        logger = TensorBoardLogger(run.path, name="tensorboard", version="")
+        logger = TensorBoardLogger(log_dir, name="tensorboard", version="")
     return pl.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=1,
         logger=logger, callbacks=callbacks, plugins=plugins, enable_checkpointing=False,
@@ -173,13 +174,9 @@ def readable_checkpoint(run: store.RunDir) -> tuple[Path | None, int]:
     return None, 0
 
 
-def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objective, pl.Trainer]:
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    model = build_model(cfg, dataset.observation_shape)
-    module = TrainingModule(model, dataset, cfg.trainer.batch_size, cfg.trainer.lr,
-                            cfg.trainer.betas, cfg.trainer.eps, cfg.seed)
-    with warnings_filtered():
-        trainer = _trainer(cfg, run)
+def resume_point(run: store.RunDir) -> tuple[Path | None, int]:
+    """The checkpoint a run resumes from and its step (None, 0: from scratch); the loss
+    log is cut back to that step."""
     ckpt, step = readable_checkpoint(run)
     if ckpt is not None:
         truncate_loss_log(run.losses, step)
@@ -189,6 +186,19 @@ def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objectiv
             print(f"no readable checkpoint: {run.path.name} starts again from step 0",
                   flush=True)
         run.losses.unlink(missing_ok=True)
+    return ckpt, step
+
+
+def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objective, pl.Trainer]:
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    model = build_model(cfg, dataset.observation_shape)
+    module = TrainingModule(model, dataset, cfg.trainer.batch_size, cfg.trainer.lr,
+                            cfg.trainer.betas, cfg.trainer.eps, cfg.seed)
+    t = cfg.trainer
+    with warnings_filtered():
+        trainer = _trainer(cfg, RunRecorder(run, t.log_every_n_steps,
+                                            t.checkpoint_every_n_steps), run.path)
+    ckpt, _ = resume_point(run)
     with warnings_filtered():
         trainer.fit(module, train_dataloaders=_endless(),
                     ckpt_path=None if ckpt is None else str(ckpt))
@@ -271,90 +281,143 @@ def _stored_state(cfg: DictConfig, rd: store.RunDir) -> str | None:
     return state
 
 
+def _start(cfg: DictConfig, rd: store.RunDir, dataset, threads: int) -> float:
+    """Store the run's config and mark it running; returns the start time."""
+    started = time.time()
+    store.write_atomic(rd.config, OmegaConf.to_yaml(cfg, resolve=True))
+    status = _previous_status(rd)
+    rd.update_status(
+        state=store.RUNNING, run_id=run_id(cfg), study=cfg.study, identity=identity(cfg),
+        max_steps=cfg.trainer.max_steps, host=socket.gethostname(), pid=os.getpid(),
+        started_at=status.get("started_at", started),
+        attempts=status.get("attempts", 0) + 1, versions=versions(), reason=None,
+        stage=None, data_source=getattr(dataset, "source", "user"), threads=threads,
+    )
+    return started
+
+
+class _Stage:
+    """The stage a run is in, for the record of an interruption."""
+
+    def __init__(self):
+        self.name = "starting"
+
+
+def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset, device,
+            step: int, started: float, stage: _Stage) -> Outcome:
+    """Score a trained run, write its traversal and metrics, record it completed."""
+    stage.name = "scoring"
+    scores = evaluate(cfg, model, dataset, device)
+    stage.name = "writing the traversal"
+    model = model.cpu().eval()
+    _, observation = dataset.sample(1, np.random.default_rng(cfg.seed))
+    save_image(rd.traversal, traversal_grid(model, observation[0]))
+    stage.name = "recording"
+    store.write_json(rd.metrics, {"train": _final_losses(rd), **scores})
+    rd.update_status(state=store.COMPLETED, step=step, finished_at=time.time(),
+                     duration_s=time.time() - started, device=str(device))
+    print(f"{run_id(cfg)} completed: {rd.path}")
+    return Outcome("completed", rd)
+
+
+def _non_finite(rd: store.RunDir, step: int, terms: dict) -> Outcome:
+    reason = f"non-finite loss at step {step}: {terms}"
+    rd.update_status(state=store.FAILED, reason=reason, step=step, finished_at=time.time())
+    print(f"{rd.path.name} failed: {reason}")
+    return Outcome("failed", rd, reason)
+
+
+def _interrupted(rd: store.RunDir, err: BaseException, signals, stage: str) -> Outcome:
+    """Record a run stopped by a signal (or by a launcher's exit, re-raised by the caller:
+    `Outcome.code` is None then)."""
+    # A stopping signal (Lightning turns Ctrl-C during fit into SystemExit), or a
+    # launcher's preemption handler (submitit requeues, then exits: the exit goes on).
+    foreign_exit = isinstance(err, SystemExit) and signals.received is None
+    stop = signals.interrupted(err)
+    reason = "exit" if foreign_exit else f"{stop.signal_name} during {stage}"
+    rd.update_status(state=store.INTERRUPTED, reason=reason, stage=stage,
+                     finished_at=time.time())
+    print(f"{rd.path.name} interrupted ({reason}); run the same command again to resume: "
+          f"{rd.path}", file=sys.stderr, flush=True)
+    return Outcome("interrupted", rd, reason, None if foreign_exit else stop.exit_code)
+
+
+def _crashed(rd: store.RunDir, err: Exception) -> None:
+    reason = str(err) if isinstance(err, DisbenchError) else f"{type(err).__name__}: {err}"
+    rd.update_status(state=store.FAILED, reason=reason, finished_at=time.time())
+
+
+def _open(cfg: DictConfig) -> tuple[store.RunDir, bool]:
+    """The run's directory, and whether the run is already completed (said so)."""
+    check_config(cfg)
+    rid = run_id(cfg)
+    rd = store.run_dir_for(cfg.paths.results, cfg.study, rid)
+    if _stored_state(cfg, rd) == store.COMPLETED:
+        print(f"{rid} is already completed: {rd.path}")
+        return rd, True
+    return rd, False
+
+
+def _claim(rd: store.RunDir) -> bool:
+    rd.create()
+    if rd.try_claim():
+        return True
+    owner = rd.claim_owner() or {}
+    print(f"{rd.path.name} is being trained by {owner.get('host')} pid {owner.get('pid')}: "
+          f"{rd.path}")
+    return False
+
+
+def _load_for(cfg: DictConfig, signals, rds: list[store.RunDir]):
+    """The dataset, or the runs' interrupted outcomes (nothing recorded yet)."""
+    try:
+        return load_dataset(cfg), None
+    except KeyboardInterrupt as err:
+        stop = signals.interrupted(err)
+        for rd in rds:
+            print(f"{rd.path.name} interrupted ({stop.signal_name} while loading the dataset); "
+                  f"nothing was recorded; run the same command again", file=sys.stderr,
+                  flush=True)
+        return None, [Outcome("interrupted", rd, f"{stop.signal_name} while loading the "
+                              f"dataset", stop.exit_code) for rd in rds]
+
+
 def run(cfg: DictConfig) -> Outcome:
     """Train, store and score the run that `cfg` describes.
 
     SIGINT, SIGTERM and SIGHUP end it alike at every stage: the run is stored as
     interrupted with the signal and the stage, its claim released; running the same
     command again resumes it (training from the last checkpoint; scoring again)."""
-    check_config(cfg)
-    rid = run_id(cfg)
-    rd = store.run_dir_for(cfg.paths.results, cfg.study, rid)
-    if _stored_state(cfg, rd) == store.COMPLETED:
-        print(f"{rid} is already completed: {rd.path}")
+    rd, completed = _open(cfg)
+    if completed:
         return Outcome("skipped", rd)
     threads = cfg.trainer.threads or available_cpus()
     torch.set_num_threads(threads)
     with stopping_signals() as signals:
-        try:
-            dataset = load_dataset(cfg)
-        except KeyboardInterrupt as err:
-            stop = signals.interrupted(err)
-            print(f"{rid} interrupted ({stop.signal_name} while loading the dataset); nothing "
-                  f"was recorded; run the same command again", file=sys.stderr, flush=True)
-            return Outcome("interrupted", rd, f"{stop.signal_name} while loading the dataset",
-                           stop.exit_code)
+        dataset, stopped = _load_for(cfg, signals, [rd])
+        if stopped:
+            return stopped[0]
         check_objective(cfg, dataset)
-        rd.create()
-        if not rd.try_claim():
-            owner = rd.claim_owner() or {}
-            print(f"{rid} is being trained by {owner.get('host')} pid {owner.get('pid')}: "
-                  f"{rd.path}")
+        if not _claim(rd):
             return Outcome("busy", rd)
-        stage, started = "starting", time.time()
+        stage = _Stage()
         try:
-            store.write_atomic(rd.config, OmegaConf.to_yaml(cfg, resolve=True))
-            status = _previous_status(rd)
-            rd.update_status(
-                state=store.RUNNING, run_id=rid, study=cfg.study, identity=identity(cfg),
-                max_steps=cfg.trainer.max_steps, host=socket.gethostname(), pid=os.getpid(),
-                started_at=status.get("started_at", started),
-                attempts=status.get("attempts", 0) + 1, versions=versions(), reason=None,
-                stage=None, data_source=getattr(dataset, "source", "user"), threads=threads,
-            )
-            stage = "training"
+            started = _start(cfg, rd, dataset, threads)
+            stage.name = "training"
             model, trainer = _train(cfg, rd, dataset)
             if trainer.global_step < cfg.trainer.max_steps:
                 raise KeyboardInterrupt  # the trainer stopped early: a signal it handled
-            device = trainer.strategy.root_device
-            stage = "scoring"
-            scores = evaluate(cfg, model, dataset, device)
-            stage = "writing the traversal"
-            model = model.cpu().eval()
-            _, observation = dataset.sample(1, np.random.default_rng(cfg.seed))
-            save_image(rd.traversal, traversal_grid(model, observation[0]))
-            stage = "recording"
-            store.write_json(rd.metrics, {"train": _final_losses(rd), **scores})
-            rd.update_status(state=store.COMPLETED, step=trainer.global_step,
-                             finished_at=time.time(), duration_s=time.time() - started,
-                             device=str(device))
-            print(f"{rid} completed: {rd.path}")
-            return Outcome("completed", rd)
+            return _finish(cfg, rd, model, dataset, trainer.strategy.root_device,
+                           trainer.global_step, started, stage)
         except NonFiniteLoss as err:
-            reason = f"non-finite loss at step {err.step}: {err.terms}"
-            rd.update_status(state=store.FAILED, reason=reason, step=err.step,
-                             finished_at=time.time())
-            print(f"{rid} failed: {reason}")
-            return Outcome("failed", rd, reason)
+            return _non_finite(rd, err.step, err.terms)
         except (KeyboardInterrupt, SystemExit) as err:
-            # A stopping signal (Lightning turns Ctrl-C during fit into SystemExit), or a
-            # launcher's preemption handler (submitit requeues, then exits: the exit goes on).
-            foreign_exit = isinstance(err, SystemExit) and signals.received is None
-            stop = signals.interrupted(err)
-            reason = "exit" if foreign_exit else f"{stop.signal_name} during {stage}"
-            rd.update_status(state=store.INTERRUPTED, reason=reason, stage=stage,
-                             finished_at=time.time())
-            print(f"{rid} interrupted ({reason}); run the same command again to resume: "
-                  f"{rd.path}", file=sys.stderr, flush=True)
-            if foreign_exit:
+            outcome = _interrupted(rd, err, signals, stage.name)
+            if outcome.code is None:
                 raise
-            return Outcome("interrupted", rd, reason, stop.exit_code)
-        except DisbenchError as err:
-            rd.update_status(state=store.FAILED, reason=str(err), finished_at=time.time())
-            raise
+            return outcome
         except Exception as err:
-            rd.update_status(state=store.FAILED, reason=f"{type(err).__name__}: {err}",
-                             finished_at=time.time())
+            _crashed(rd, err)
             raise
         finally:
             rd.release_claim()
