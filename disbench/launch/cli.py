@@ -14,7 +14,7 @@ from disbench.interrupt import Interrupted
 from disbench.launch import local
 from disbench.launch.state import run_state, summarize, to_launch
 from disbench.launch.status import default_results, report
-from disbench.launch.sweep import plan
+from disbench.launch.sweep import packs, plan
 
 
 def launcher_config(args: list[str]) -> tuple[dict, list[str]]:
@@ -67,17 +67,31 @@ def sweep_main(argv: list[str]) -> int:
     print(f"sweep {args.sweep} -> study {study}: {len(runs)} runs, "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "unreadable")
           + f"; to run: {len(pending)}  (planned in {time.perf_counter() - start:.1f} s)")
+    tasks = packs(pending, launcher.get("pack", 1))
+    if len(tasks) < len(pending):
+        print(pack_plan(tasks))
     if args.dry_run or not pending:
         return 0
     if launcher["name"] == "local":
         try:
-            result = local.launch(pending, launcher.get("workers"))
+            result = local.launch(tasks, launcher.get("workers"))
         except Interrupted as stop:  # launch() said what was left and how to go on
             return stop.exit_code
         return 1 if result.get("failed") else 0
     from disbench.launch import slurm
 
-    return slurm.launch(study, pending, launcher, wait=args.wait)
+    return slurm.launch(study, tasks, launcher, wait=args.wait)
+
+
+def pack_plan(tasks) -> str:
+    """How the runs are packed: tasks and their sizes, and the models that train solo."""
+    packed = [t for t in tasks if len(t) > 1]
+    solo = sorted({t[0].model for t in tasks if len(t) == 1 and t[0].pack_key is None})
+    line = (f"packed: {sum(map(len, packed))} runs in {len(packed)} tasks of up to "
+            f"{max(map(len, packed))} runs; {len(tasks) - len(packed)} runs alone")
+    if solo:
+        line += f" ({', '.join(solo)}: not packable, each run in a process of its own)"
+    return line
 
 
 def status_main(argv: list[str]) -> int:

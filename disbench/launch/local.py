@@ -1,4 +1,5 @@
-"""The local launcher: a pool of worker processes, one run per process."""
+"""The local launcher: a pool of worker processes, one task (a run, or a pack of runs)
+per process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 
 from disbench.interrupt import stopping_signals
 from disbench.launch.sweep import PlannedRun
-from disbench.launch.task import execute
+from disbench.launch.task import execute_task
 
 # seconds the interrupted runs get to record themselves before the sweep stops waiting
 STOP_GRACE_SECONDS = 120
@@ -29,18 +30,19 @@ def default_workers() -> int:
     return max(1, available_cpus() // 4)
 
 
-def _in_fresh_process(overrides: list[str], log: str, threads: int,
-                      stopping: threading.Event) -> tuple[str, str]:
-    """One run in a new process, so that no state leaks from one run into the next.
+def _in_fresh_process(task: list[PlannedRun], threads: int,
+                      stopping: threading.Event) -> list[tuple[str, str]]:
+    """One task in a new process, so that no state leaks from one task into the next.
 
     (A ProcessPoolExecutor with max_tasks_per_child=1 would do this, but on Python 3.11 it
     hangs once its first worker retires.)
     """
     if stopping.is_set():
-        return "interrupted", "not started: the sweep was stopped"
+        return [("interrupted", "not started: the sweep was stopped")] * len(task)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as one:
-        return one.submit(execute, overrides, log, threads).result()
+        return one.submit(execute_task, [r.overrides for r in task],
+                          [str(r.run_dir.path / "train.log") for r in task], threads).result()
 
 
 def _stop_workers(signal_name: str) -> None:
@@ -53,8 +55,9 @@ def _stop_workers(signal_name: str) -> None:
             pass
 
 
-def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]:
-    """Train `runs`; print a progress line per finished run and a summary; return counts.
+def launch(tasks: list[list[PlannedRun]], workers: int | None = None) -> dict[str, int]:
+    """Train the runs of `tasks` (each a run, or a pack of runs); print a progress line
+    per finished run and a summary; return counts.
 
     SIGINT, SIGTERM or SIGHUP stops the sweep: the runs in progress are stored as
     interrupted (they resume from their last checkpoint), the others are not started, and
@@ -68,26 +71,27 @@ def launch(runs: list[PlannedRun], workers: int | None = None) -> dict[str, int]
     start = time.time()
     stopping = threading.Event()
     pool = ThreadPoolExecutor(workers)
-    futures = {}
-    for run in runs:
-        log = str(run.run_dir.path / "train.log")
-        futures[pool.submit(_in_fresh_process, run.overrides, log, threads, stopping)] = run
+    futures = {pool.submit(_in_fresh_process, task, threads, stopping): task
+                   for task in tasks}
+    total, done = sum(len(task) for task in tasks), 0
     with stopping_signals() as signals:
         try:
-            for done, future in enumerate(as_completed(futures), 1):
-                run = futures[future]
+            for future in as_completed(futures):
+                task = futures[future]
                 try:
-                    state, reason = future.result()
-                except KeyboardInterrupt:  # the worker was stopped before its run began
-                    state, reason = "interrupted", "stopped before the run began"
+                    results = future.result()
+                except KeyboardInterrupt:  # the worker was stopped before its task began
+                    results = [("interrupted", "stopped before the run began")] * len(task)
                 except Exception as err:  # the worker process itself died
-                    state, reason = "failed", f"worker died: {err}"
-                counts[state] = counts.get(state, 0) + 1
-                if state == "failed":
-                    failures.append((run.run_id, reason))
-                print(f"[{done}/{len(runs)} {time.time() - start:6.0f}s] {state:11s} "
-                      f"{run.run_id}  " + "  ".join(f"{k}={v}" for k, v in counts.items() if v),
-                      flush=True)
+                    results = [("failed", f"worker died: {err}")] * len(task)
+                for run, (state, reason) in zip(task, results):
+                    done += 1
+                    counts[state] = counts.get(state, 0) + 1
+                    if state == "failed":
+                        failures.append((run.run_id, reason))
+                    print(f"[{done}/{total} {time.time() - start:6.0f}s] {state:11s} "
+                          f"{run.run_id}  "
+                          + "  ".join(f"{k}={v}" for k, v in counts.items() if v), flush=True)
         except KeyboardInterrupt as err:
             stop = signals.interrupted(err)
             stopping.set()

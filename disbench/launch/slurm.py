@@ -1,4 +1,5 @@
-"""The SLURM launcher: submitit job arrays, one `sbatch` per chunk of runs.
+"""The SLURM launcher: submitit job arrays, one `sbatch` per chunk of tasks (a task is a
+run, or a pack of runs with `launcher.pack`).
 
 Each task calls the same `execute` as the local launcher. Tasks are
 checkpointable: on a time-out or preemption submitit requeues the same task,
@@ -21,17 +22,18 @@ import submitit
 from disbench import store
 from disbench.errors import DisbenchError
 from disbench.launch.sweep import PlannedRun
-from disbench.launch.task import execute
+from disbench.launch.task import execute_task
 
 
 class SweepTask(submitit.helpers.Checkpointable):
-    """One run; `checkpoint()` (inherited) resubmits the same call on preemption."""
+    """One task; `checkpoint()` (inherited) resubmits the same call on preemption."""
 
     def __init__(self, threads: int):
         self.threads = threads
 
-    def __call__(self, overrides: tuple[str, ...], log_path: str) -> tuple[str, str]:
-        return execute(overrides, log_path, self.threads)
+    def __call__(self, overrides: list[tuple[str, ...]], log_paths: list[str]
+                 ) -> list[tuple[str, str]]:
+        return execute_task(overrides, log_paths, self.threads)
 
 
 def slurm_folder(results: Path, study: str, launcher: dict) -> Path:
@@ -63,32 +65,35 @@ def _executor(folder: Path, study: str, launcher: dict) -> submitit.AutoExecutor
     return executor
 
 
-def _record(path: Path, folder: Path, jobs: list, runs: list[PlannedRun]) -> None:
+def _record(path: Path, folder: Path, jobs: list, tasks: list[list[PlannedRun]]) -> None:
     """Append the submitted job ids, their runs and log folder to the study's jobs.json."""
     path.parent.mkdir(parents=True, exist_ok=True)
     record = store.read_json(path) or {"jobs": []}
-    for job, run in zip(jobs, runs):
-        record["jobs"].append({"job_id": job.job_id, "run_id": run.run_id,
-                               "logs": str(folder), "submitted_at": time.time()})
+    for job, task in zip(jobs, tasks):
+        for run in task:
+            record["jobs"].append({"job_id": job.job_id, "run_id": run.run_id,
+                                   "logs": str(folder), "submitted_at": time.time()})
     store.write_json(path, record)
 
 
-def launch(study: str, runs: list[PlannedRun], launcher: dict, wait: bool = False) -> int:
+def launch(study: str, tasks: list[list[PlannedRun]], launcher: dict, wait: bool = False
+           ) -> int:
     if shutil.which("sbatch") is None:
         raise DisbenchError("launcher=slurm needs SLURM's sbatch, which is not on this machine's "
                             "PATH; run on a cluster login node, or use launcher=local")
-    results = runs[0].run_dir.path.parents[1]
+    results = tasks[0][0].run_dir.path.parents[1]
     folder = slurm_folder(results, study, launcher)
     folder.mkdir(parents=True, exist_ok=True)
     executor = _executor(folder, study, launcher)
     task = SweepTask(int(launcher["cpus_per_task"]))
     size = int(launcher["max_array_size"])
     jobs = []
-    for start in range(0, len(runs), size):
-        chunk = runs[start:start + size]
+    for start in range(0, len(tasks), size):
+        chunk = tasks[start:start + size]
         try:
-            submitted = executor.map_array(task, [r.overrides for r in chunk],
-                                           [str(r.run_dir.path / "train.log") for r in chunk])
+            submitted = executor.map_array(
+                task, [[r.overrides for r in t] for t in chunk],
+                [[str(r.run_dir.path / "train.log") for r in t] for t in chunk])
         except Exception as err:  # sbatch refused: undo what this sweep already submitted
             if jobs:
                 subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], check=False)
@@ -98,19 +103,21 @@ def launch(study: str, runs: list[PlannedRun], launcher: dict, wait: bool = Fals
         _record(jobs_record(results, study), folder, submitted, chunk)
         jobs += submitted
     arrays = sorted({j.job_id.split("_")[0] for j in jobs})
-    print(f"submitted {len(jobs)} runs as {len(arrays)} array job(s): {', '.join(arrays)}; "
-          f"logs in {folder}; follow with `disbench status {study}`")
+    runs = sum(len(t) for t in tasks)
+    print(f"submitted {runs} runs as {len(jobs)} tasks in {len(arrays)} array job(s): "
+          f"{', '.join(arrays)}; logs in {folder}; follow with `disbench status {study}`")
     if not wait:
         return 0
     states: Counter = Counter()
-    for job, run in zip(jobs, runs):
+    for job, task_runs in zip(jobs, tasks):
         try:
-            state, reason = job.result()
+            results = job.result()
         except Exception as err:  # the task itself died (killed, out of memory, ...)
-            state, reason = "failed", f"SLURM task {job.job_id} died: {err}"
-        states[state] += 1
-        if state == "failed":
-            print(f"  failed {run.run_id}: {reason}")
+            results = [("failed", f"SLURM task {job.job_id} died: {err}")] * len(task_runs)
+        for run, (state, reason) in zip(task_runs, results):
+            states[state] += 1
+            if state == "failed":
+                print(f"  failed {run.run_id}: {reason}")
     print("summary: " + ", ".join(f"{v} {k}" for k, v in states.items()))
     return 1 if states.get("failed") else 0
 

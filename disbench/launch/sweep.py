@@ -23,7 +23,9 @@ worker composes the same overrides with Hydra, which gives the same run id.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from disbench import config, store
+from disbench import config, models, store
 from disbench.errors import DisbenchError
 
 SWEEPS_DIR = Path(__file__).resolve().parents[1] / "sweeps"
@@ -46,6 +48,39 @@ class PlannedRun:
     model: str
     data: str
     run_dir: store.RunDir
+    # runs with the same key may train as one pack (launcher.pack); None: solo only
+    pack_key: str | None = None
+
+
+def pack_key(cfg: dict) -> str | None:
+    """What the runs of one pack share: the whole config but the seed and the
+    hyperparameters the objective declares packable; None if it is not packable."""
+    names = models.packable(models.resolve(cfg["model"]["name"]))
+    if names is None:
+        return None
+    shared = {**cfg, "seed": None,
+              "model": {k: v for k, v in cfg["model"].items() if k not in names}}
+    return hashlib.sha1(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def packs(runs: list[PlannedRun], size: int) -> list[list[PlannedRun]]:
+    """The sweep's tasks: runs with one pack key in groups of up to `size`, in plan order
+    (a group starts where its first run is); runs that cannot be packed alone."""
+    if size < 1:
+        raise DisbenchError(f"launcher.pack={size}: expected a whole number >= 1 (runs "
+                            f"trained at once in one process; 1: one run per process)")
+    open_groups: dict[str, list[PlannedRun]] = {}
+    tasks: list[list[PlannedRun]] = []
+    for run in runs:
+        if size == 1 or run.pack_key is None:
+            tasks.append([run])
+            continue
+        group = open_groups.get(run.pack_key)
+        if group is None or len(group) == size:
+            group = open_groups[run.pack_key] = []
+            tasks.append(group)
+        group.append(run)
+    return tasks
 
 
 def spec_path(name_or_path: str) -> Path:
@@ -187,7 +222,7 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
     base_overrides.append(f"study={study}")
     cli_keys = {o.split("=", 1)[0].lstrip("+~") for o in base_overrides}
     cli_groups = {o.split("=", 1)[0] for o in cli_overrides} & set(GROUPS)
-    runs, seen, checked = [], set(), set()
+    runs, seen, checked, keys = [], set(), set(), {}
     with config.composer() as compose:
         composed = _GroupComposer(compose, base_overrides, where)
         for values in expand(spec, where):
@@ -215,6 +250,9 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                 continue
             seen.add(rid)
             overrides = (*groups, *settings, *base_overrides)
+            if setting not in keys:
+                keys[setting] = pack_key(cfg)
             runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
-                                   store.run_dir_for(cfg["paths"]["results"], study, rid)))
+                                   store.run_dir_for(cfg["paths"]["results"], study, rid),
+                                   keys[setting]))
     return study, runs

@@ -1,4 +1,5 @@
-"""One sweep task: compose a run's overrides and call the same `run` as `disbench train`."""
+"""One sweep task: compose a run's overrides and call the same `run` as `disbench train`;
+or, for a pack (`launcher.pack`), several runs' overrides and `run_pack`."""
 
 from __future__ import annotations
 
@@ -37,6 +38,38 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
         _stop_joblib_workers()
         if log:
             log.close()
+
+
+def execute_task(overrides: list[tuple[str, ...]], log_paths: list[str],
+                 threads: int | None = None) -> list[tuple[str, str]]:
+    """A sweep task: one run (`execute`), or several trained as one pack; returns each
+    run's (state, reason). A pack writes its output to `pack.log` beside its first run's
+    train.log, and each run's train.log says where that is. Never raises."""
+    if len(overrides) == 1:
+        return [execute(overrides[0], log_paths[0], threads)]
+    from disbench.config import compose
+    from disbench.errors import DisbenchError, warnings_as_lines
+    from disbench.train.run_pack import run_pack
+
+    warnings_as_lines()
+    log_path = Path(log_paths[0]).with_name("pack.log")
+    for path in log_paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"trained in a pack of {len(overrides)} runs; the pack's log: {log_path}\n")
+    try:
+        with (open(log_path, "a") as log, contextlib.redirect_stdout(log),
+              contextlib.redirect_stderr(log)):
+            os.environ["TQDM_DISABLE"] = "1"
+            launcher = [f"trainer.threads={threads}"] if threads else []
+            cfgs = [compose([*launcher, *o, "trainer.progress_bar=false"]) for o in overrides]
+            return [(o.state, o.reason) for o in run_pack(cfgs)]
+    except DisbenchError as err:
+        return [("failed", str(err))] * len(overrides)
+    except Exception as err:  # recorded in the store by run_pack(); the sweep carries on
+        return [("failed", f"{type(err).__name__}: {err}")] * len(overrides)
+    finally:
+        _stop_joblib_workers()
 
 
 def _stop_joblib_workers() -> None:

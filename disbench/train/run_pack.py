@@ -23,9 +23,24 @@ from disbench.errors import DisbenchError
 from disbench.interrupt import stopping_signals
 from disbench.train.packed import PackCheckpointIO, PackedTrainingModule, PackRecorder
 from disbench.train.run import (
-    Outcome, _claim, _crashed, _endless, _finish, _interrupted, _load_for, _non_finite, _open,
-    _Stage, _start, _trainer, available_cpus, build_model, check_objective, resume_point,
-    warnings_filtered)
+    Outcome,
+    _claim,
+    _crashed,
+    _endless,
+    _finish,
+    _interrupted,
+    _load_for,
+    _non_finite,
+    _open,
+    _Stage,
+    _start,
+    _trainer,
+    available_cpus,
+    build_model,
+    check_objective,
+    resume_point,
+    warnings_filtered,
+)
 
 
 @dataclass
