@@ -170,7 +170,8 @@ def on_train_batch_end(self, trainer, *args):
         os.kill(os.getpid(), signal.SIGKILL)
 packed.PackRecorder.on_train_batch_end = on_train_batch_end
 args = sys.argv[1:]
-run_pack([compose([*args, "model.gamma=10", "seed=0"]), compose([*args, "model.gamma=40", "seed=1"])])
+run_pack([compose([*args, "model.gamma=10", "seed=0"]),
+          compose([*args, "model.gamma=40", "seed=1"])])
 """
 
 
