@@ -26,6 +26,7 @@ import torch
 from disbench import store
 from disbench.config import compose
 from disbench.models import MODELS
+from disbench.train.callbacks import RunRecorder
 from disbench.train.module import TrainingModule, device_images
 from disbench.train.optimizers import build_optimizers
 from disbench.train.run import _endless, _trainer, build_model, load_dataset, warnings_filtered
@@ -93,7 +94,8 @@ def harness(cfg, dataset, steps: int, device: torch.device, workdir: Path) -> fl
     run = store.RunDir(tempfile.mkdtemp(dir=workdir))
     run.create()
     with warnings_filtered():
-        trainer = _trainer(cfg, run)
+        trainer = _trainer(cfg, RunRecorder(run, t.log_every_n_steps,
+                                            t.checkpoint_every_n_steps), run.path)
     watch = Stopwatch(device)
     trainer.callbacks.append(watch)
     with warnings_filtered():

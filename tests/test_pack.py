@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -239,3 +240,57 @@ def test_plan_packs_seeds_and_packable_values_only(tmp_path):
     annealed = [k for k in keys if k[0] == "annealedvae"]
     assert len(annealed) == 2  # iteration_threshold is not packable: two packs
     assert [k[1] for k in keys if k[0] == "nashae"] == [None]  # not packable
+
+
+PACKED_SPEC = """study: packed
+grid:
+  data: dsprites_procedural
+  seed: [0, 1]
+blocks:
+  - model: betavae
+    model.beta: [1, 4]
+  - model: nashae
+overrides: [trainer=smoke, eval=none, arch=mlp]
+"""
+
+
+def _sweep(args, results, data_dir):
+    env = {**os.environ, "DISBENCH_RESULTS": str(results), "DISBENCH_DATA": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "disbench.cli", "sweep", *args], env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_cpu_sweeps_keep_one_run_per_task_unless_asked(tmp_path, data_dir):
+    spec = tmp_path / "packed.yaml"
+    spec.write_text(PACKED_SPEC)
+    out = _sweep([str(spec), "launcher.pack=4", "trainer.accelerator=cpu", "--dry-run"],
+                 tmp_path, data_dir)
+    assert out.returncode == 0, out.stderr
+    assert "launcher.pack=4 ignored: these runs train on CPU" in out.stdout
+    assert "tasks of up to" not in out.stdout
+    out = _sweep([str(spec), "launcher.pack=0", "--dry-run"], tmp_path, data_dir)
+    assert out.returncode == 2 and "error: launcher.pack=0: expected a whole number >= 1" in \
+        out.stderr
+
+
+@pytest.mark.slow
+def test_local_sweep_trains_packs_and_solo_runs(tmp_path, data_dir):
+    spec = tmp_path / "packed.yaml"
+    spec.write_text(PACKED_SPEC)
+    args = [str(spec), "launcher.pack=4", "launcher.pack_on_cpu=true", "launcher.workers=1"]
+    out = _sweep(args, tmp_path, data_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ("packed: 4 runs in 1 tasks of up to 4 runs; 2 runs alone (nashae: not packable, "
+            "each run in a process of its own)") in out.stdout
+    assert "summary: 6 completed" in out.stdout
+    run_dirs = [p for p in (tmp_path / "packed").iterdir() if not p.name.startswith(".")]
+    assert len(run_dirs) == 6
+    packed = [p for p in run_dirs if p.name.startswith("betavae")]
+    for path in packed:
+        assert "trained in a pack of 4 runs" in (path / "train.log").read_text()
+    (pack_log,) = [p / "pack.log" for p in packed if (p / "pack.log").exists()]
+    assert pack_log.read_text().count(" completed: ") == 4
+    for path in run_dirs:
+        assert json.loads((path / "status.json").read_text())["state"] == "completed"
+    again = _sweep(args, tmp_path, data_dir)
+    assert again.returncode == 0 and "to run: 0" in again.stdout

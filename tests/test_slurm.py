@@ -134,3 +134,33 @@ def test_hydra_multirun_through_submitit_slurm(tmp_path, data_dir):
     runs = statuses(tmp_path, "default")
     assert len(runs) == 2 and {s["state"] for s in runs.values()} == {"completed"}
     assert all(s["host"] and s["pid"] for s in runs.values())
+
+
+PACKED_SPEC = """study: packed
+grid:
+  data: dsprites_procedural
+  seed: [0, 1]
+blocks:
+  - model: betavae
+    model.beta: [1, 4]
+overrides: [trainer=smoke, eval=none]
+"""
+
+
+def test_a_pack_of_four_runs_is_one_array_task(tmp_path, data_dir):
+    spec = tmp_path / "packed.yaml"
+    spec.write_text(PACKED_SPEC)
+    args = ["sweep", str(spec), *LAUNCHER, "launcher.pack=4", "launcher.pack_on_cpu=true"]
+    out = disbench([*args, "--wait"], tmp_path, data_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "packed: 4 runs in 1 tasks of up to 4 runs" in out.stdout
+    assert "submitted 4 runs as 1 tasks in 1 array job(s)" in out.stdout
+    assert "summary: 4 completed" in out.stdout
+    runs = statuses(tmp_path, "packed")
+    assert len(runs) == 4
+    assert {(s["state"], s["attempts"], s["step"]) for s in runs.values()} == {
+        ("completed", 1, 20)}
+    record = json.loads((tmp_path / "packed" / ".slurm" / "jobs.json").read_text())
+    assert len(record["jobs"]) == 4 and len({j["job_id"] for j in record["jobs"]}) == 1
+    again = disbench(args, tmp_path, data_dir)
+    assert again.returncode == 0 and "to run: 0" in again.stdout

@@ -67,7 +67,17 @@ def sweep_main(argv: list[str]) -> int:
     print(f"sweep {args.sweep} -> study {study}: {len(runs)} runs, "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "unreadable")
           + f"; to run: {len(pending)}  (planned in {time.perf_counter() - start:.1f} s)")
-    tasks = packs(pending, launcher.get("pack", 1))
+    size = launcher.get("pack", 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DisbenchError(f"launcher.pack={size}: expected a whole number >= 1 (runs "
+                            f"trained at once in one process; 1: one run per process)")
+    if size > 1 and pending and trains_on_cpu(launcher, pending[0].accelerator) \
+            and not launcher.get("pack_on_cpu"):
+        print(f"launcher.pack={size} ignored: these runs train on CPU, where a pack is slower "
+              f"per image than runs alone (docs/benchmarks.md); one run per task "
+              f"(launcher.pack_on_cpu=true packs them anyway)")
+        size = 1
+    tasks = packs(pending, size)
     if len(tasks) < len(pending):
         print(pack_plan(tasks))
     if args.dry_run or not pending:
@@ -81,6 +91,18 @@ def sweep_main(argv: list[str]) -> int:
     from disbench.launch import slurm
 
     return slurm.launch(study, tasks, launcher, wait=args.wait)
+
+
+def trains_on_cpu(launcher: dict, accelerator: str) -> bool:
+    """Whether the launcher's tasks will train on CPU: `trainer.accelerator=cpu`, or no GPU
+    where they run (this machine's for the local launcher, `gpus_per_task` for SLURM)."""
+    if accelerator == "cpu":
+        return True
+    if launcher["name"] == "slurm":
+        return not launcher.get("gpus_per_task")
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def pack_plan(tasks) -> str:

@@ -50,6 +50,7 @@ class PlannedRun:
     run_dir: store.RunDir
     # runs with the same key may train as one pack (launcher.pack); None: solo only
     pack_key: str | None = None
+    accelerator: str = "auto"
 
 
 def pack_key(cfg: dict) -> str | None:
@@ -66,9 +67,6 @@ def pack_key(cfg: dict) -> str | None:
 def packs(runs: list[PlannedRun], size: int) -> list[list[PlannedRun]]:
     """The sweep's tasks: runs with one pack key in groups of up to `size`, in plan order
     (a group starts where its first run is); runs that cannot be packed alone."""
-    if size < 1:
-        raise DisbenchError(f"launcher.pack={size}: expected a whole number >= 1 (runs "
-                            f"trained at once in one process; 1: one run per process)")
     open_groups: dict[str, list[PlannedRun]] = {}
     tasks: list[list[PlannedRun]] = []
     for run in runs:
@@ -254,5 +252,5 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                 keys[setting] = pack_key(cfg)
             runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
                                    store.run_dir_for(cfg["paths"]["results"], study, rid),
-                                   keys[setting]))
+                                   keys[setting], cfg["trainer"]["accelerator"]))
     return study, runs
