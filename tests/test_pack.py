@@ -168,11 +168,12 @@ log = packed.PackRecorder.on_train_batch_end
 def on_train_batch_end(self, trainer, *args):
     log(self, trainer, *args)
     if trainer.global_step == 25:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.{signal})
 packed.PackRecorder.on_train_batch_end = on_train_batch_end
 args = sys.argv[1:]
-run_pack([compose([*args, "model.gamma=10", "seed=0"]),
-          compose([*args, "model.gamma=40", "seed=1"])])
+outcomes = run_pack([compose([*args, "model.gamma=10", "seed=0"]),
+                     compose([*args, "model.gamma=40", "seed=1"])])
+sys.exit(max(o.exit_code for o in outcomes))
 """
 
 
@@ -180,7 +181,7 @@ run_pack([compose([*args, "model.gamma=10", "seed=0"]),
 def test_killed_pack_resumes_bit_identical(tmp_path, data_dir):
     common = ["model=factorvae", *OVERRIDES, "trainer.max_steps=30",
               f"paths.data={data_dir}"]
-    killed = subprocess.run([sys.executable, "-c", KILLER, *common,
+    killed = subprocess.run([sys.executable, "-c", KILLER.format(signal="SIGKILL"), *common,
                              f"paths.results={tmp_path / 'b'}"],
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -197,6 +198,29 @@ def test_killed_pack_resumes_bit_identical(tmp_path, data_dir):
         cb = torch.load(b.run_dir.last_checkpoint, weights_only=True)
         for key in ("state_dict", "optimizer_states", "disbench_generator_state", "global_step"):
             same(ca[key], cb[key], key)
+
+
+@pytest.mark.slow
+def test_sigterm_records_every_member_interrupted_and_a_rerun_resumes(tmp_path, data_dir):
+    common = ["model=factorvae", *OVERRIDES, "trainer.max_steps=30",
+              f"paths.data={data_dir}", f"paths.results={tmp_path}"]
+    stopped = subprocess.run([sys.executable, "-c", KILLER.format(signal="SIGTERM"), *common],
+                             capture_output=True, text=True, timeout=600)
+    assert stopped.returncode == 128 + 15, stopped.stderr[-2000:]
+    run_dirs = sorted((tmp_path / "default").iterdir())
+    assert len(run_dirs) == 2
+    for path in run_dirs:
+        status = json.loads((path / "status.json").read_text())
+        assert (status["state"], status["reason"], status["stage"]) == (
+            "interrupted", "SIGTERM during training", "training")
+        assert not (path / "claim.json").exists()
+        assert torch.load(path / "checkpoints" / "last.ckpt", weights_only=True)[
+            "global_step"] == 20
+    settings = [["model.gamma=10"], ["model.gamma=40"]]
+    resumed = run_pack(_cfgs("factorvae", settings, tmp_path, data_dir, "default",
+                             ["trainer.max_steps=30"]))
+    assert [o.state for o in resumed] == ["completed"] * 2
+    assert [o.run_dir.path for o in resumed] == run_dirs
 
 
 @pytest.mark.slow
