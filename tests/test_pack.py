@@ -216,11 +216,17 @@ def test_sigterm_records_every_member_interrupted_and_a_rerun_resumes(tmp_path, 
         assert not (path / "claim.json").exists()
         assert torch.load(path / "checkpoints" / "last.ckpt", weights_only=True)[
             "global_step"] == 20
+    # a packed run's checkpoint is a solo run's: one member resumes alone, the other in a
+    # pack of its own
     settings = [["model.gamma=10"], ["model.gamma=40"]]
-    resumed = run_pack(_cfgs("factorvae", settings, tmp_path, data_dir, "default",
-                             ["trainer.max_steps=30"]))
+    cfgs = _cfgs("factorvae", settings, tmp_path, data_dir, "default", ["trainer.max_steps=30"])
+    resumed = [run(cfgs[0]), *run_pack(cfgs[1:])]
     assert [o.state for o in resumed] == ["completed"] * 2
-    assert [o.run_dir.path for o in resumed] == run_dirs
+    assert sorted(o.run_dir.path for o in resumed) == run_dirs
+    for outcome in resumed:
+        assert [int(r["step"]) for r in _log(outcome.run_dir.losses)] == list(range(5, 31, 5))
+        status = json.loads(outcome.run_dir.status_file.read_text())
+        assert (status["attempts"], status["step"]) == (2, 30)
 
 
 @pytest.mark.slow

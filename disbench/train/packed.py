@@ -23,7 +23,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from disbench.models import Objective
 from disbench.store import RunDir
 from disbench.train.callbacks import append_loss_row, save_checkpoint_atomically
-from disbench.train.module import TrainingModule
+from disbench.train.module import TrainingModule, device_images
 from disbench.train.optimizers import NamedOptimizers
 from disbench.train.pack import Pack, run_optimizer_state, stack_optimizer_states
 
@@ -54,8 +54,6 @@ class PackedTrainingModule(TrainingModule):
 
     # -- the runs' generators ---------------------------------------------
     def on_train_start(self) -> None:
-        from disbench.train.module import device_images
-
         self.images = device_images(self.dataset.images, self.device)
         self.generators = [torch.Generator(device=self.device).manual_seed(s)
                            for s in self.seeds]
