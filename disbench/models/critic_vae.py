@@ -91,6 +91,7 @@ class NetworkCritic(nn.Module):
 
 class CriticVAE(VAE):
     strength = "lambda_critic"
+    packable = ("lambda_critic",)
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
                  lambda_critic: float = 1.0, critic: Literal["self", "network"] = "self", **vae):

@@ -60,6 +60,7 @@ class GVVAE(VAE):
     """The VAE with the AR-ELBO's Gaussian likelihood; `reconstruction` can only be gaussian."""
 
     strength = None
+    packable = ()
 
     def __init__(self, encoder, decoder, reconstruction: Literal["gaussian"] = "gaussian",
                  **vae):

@@ -95,6 +95,7 @@ def nash_losses(z: torch.Tensor, regressors: nn.Module
 class NashAE(Objective):
     strength = "lambda_adv"
     updates: ClassVar[dict[str, int]] = {"regressors": 5}
+    packable = ("lambda_adv",)
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
                  lambda_adv: float = 0.008, autoencoder_lr: float = 1e-3,

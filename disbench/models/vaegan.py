@@ -71,7 +71,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from disbench.models.base import Objective, OptimizerSpec, Step, gaussian_kl, sample_gaussian
+from disbench.models.base import (
+    Objective,
+    OptimizerSpec,
+    Step,
+    gaussian_kl,
+    normal,
+    sample_gaussian,
+)
 from disbench.models.reconstruction import bernoulli
 
 
@@ -155,6 +162,7 @@ def gan_loss(logit_x: torch.Tensor, logit_recon: torch.Tensor, logit_prior: torc
 
 class VAEGAN(Objective):
     strength = "gamma"
+    packable = ("gamma",)
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int,
                  gamma: float = 1e-6, rmsprop_lr: float = 3e-4, rmsprop_alpha: float = 0.9,
@@ -187,7 +195,7 @@ class VAEGAN(Objective):
         mean, log_var = self.encode(x)
         z = sample_gaussian(mean, log_var, generator)
         recon_logits = self.decode(z)
-        z_prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        z_prior = normal(z.shape, generator, z)
         prior_logits = self.decode(z_prior)
         images = torch.cat([x, torch.sigmoid(recon_logits), torch.sigmoid(prior_logits)])
         features, logits = self.discriminator(images)

@@ -101,9 +101,10 @@ class Pack(nn.Module):
                                                      requires_grad=trainable[n])
                                         for n in self.param_names)
         self.buffer_names = list(buffers)
-        for i, name in enumerate(self.buffer_names):
-            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         self.persistent = set(template.state_dict())
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone(),
+                                 persistent=name in self.persistent)
         for name in self.hyper_names:
             values = [float(getattr(m, name)) for m in members]
             self.register_buffer(f"hyper_{name}", torch.tensor(values), persistent=False)

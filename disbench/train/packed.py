@@ -108,10 +108,11 @@ class PackedTrainingModule(TrainingModule):
     def run_checkpoints(self, checkpoint: dict) -> dict[int, dict]:
         """The pack's checkpoint as one solo checkpoint per running run."""
         state = checkpoint["state_dict"]
-        names = [f"model.stacked.{i}" for i in range(len(self.pack.param_names))]
-        names += [f"model.stacked_buffer_{i}" for i in range(len(self.pack.buffer_names))]
-        tensors = dict(zip([*self.pack.param_names, *self.pack.buffer_names],
-                           (state[n] for n in names)))
+        tensors = {name: state[f"model.stacked.{i}"]
+                   for i, name in enumerate(self.pack.param_names)}
+        tensors.update((name, state[f"model.stacked_buffer_{i}"])
+                       for i, name in enumerate(self.pack.buffer_names)
+                       if name in self.pack.persistent)
         params = self.pack.optimizer_params()
         shared = {k: v for k, v in checkpoint.items()
                   if k not in ("state_dict", "optimizer_states", "disbench_generator_states")}
