@@ -35,7 +35,8 @@ IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
 # keys added after runs were first stored, at the value that reproduces those runs: left
 # out of the identity at that value, so that the stored runs keep their ids
 IMPLICIT = {"arch": {"init": "torch"},
-            "model": {"reconstruction": "bernoulli", "augment_radius": 31}}
+            "model": {"reconstruction": "bernoulli", "augment_radius": 31},
+            "trainer": {"precision": 32}}
 
 
 def identity(cfg: DictConfig | dict) -> dict:
@@ -110,6 +111,8 @@ RULES = {
                         "an integer >= 1, or null for the CPUs this process may use"),
     "trainer.accelerator": (lambda v: v in ("auto", "cpu", "gpu", "cuda", "mps"),
                             "auto, cpu, gpu, cuda or mps"),
+    "trainer.precision": (lambda v: v in (32, "bf16-mixed"),
+                          "32 (the reference) or bf16-mixed"),
     "arch.latent_dim": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "arch.init": (lambda v: v in ("reference", "torch"), "reference or torch"),
 }

@@ -151,9 +151,10 @@ class RunDir:
 
         # a run stored before a key existed was trained at the key's implicit value (a
         # model's missing hyperparameters take its signature's defaults, the same values)
-        for key, value in IMPLICIT["arch"].items():
-            if key not in cfg.arch:
-                cfg.arch[key] = value
+        for group in ("arch", "trainer"):
+            for key, value in IMPLICIT[group].items():
+                if group in cfg and key not in cfg[group]:
+                    cfg[group][key] = value
         return cfg
 
     def update_status(self, **fields) -> dict:

@@ -26,6 +26,8 @@ REFUSED = {  # overrides: what the one error line says
     "trainer.log_every_n_steps=0":
         "trainer.log_every_n_steps=0 cannot work: expected an integer >= 1",
     "trainer.threads=0": "trainer.threads=0 cannot work: expected an integer >= 1",
+    "trainer.precision=16": "trainer.precision=16 cannot work: expected 32 (the reference) or "
+                            "bf16-mixed",
     "model.beta=-1": "model.beta=-1 for model 'betavae': expected a value >= 0",
     "model=factorvae model.gamma=-10": "model.gamma=-10 for model 'factorvae': expected a "
                                        "value >= 0",

@@ -29,7 +29,8 @@ import sys
 import pytest
 import torch
 
-from disbench.config import compose
+from disbench import store
+from disbench.config import compose, run_id
 from disbench.launch.sweep import PlannedRun, packs, plan
 from disbench.train.optimizers import build_optimizers
 from disbench.train.pack import Pack
@@ -172,7 +173,8 @@ def test_pack_trains_each_run_as_it_trains_alone(model, settings, bounds, tmp_pa
 
 KILLER = """
 import os, signal, sys
-from disbench.config import compose
+from disbench import store
+from disbench.config import compose, run_id
 from disbench.train import packed
 from disbench.train.run_pack import run_pack
 
@@ -341,3 +343,23 @@ def test_local_sweep_trains_packs_and_solo_runs(tmp_path, data_dir):
         assert json.loads((path / "status.json").read_text())["state"] == "completed"
     again = _sweep(args, tmp_path, data_dir)
     assert again.returncode == 0 and "to run: 0" in again.stdout
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_packed_and_alone(tmp_path, data_dir):
+    extra = ["trainer.max_steps=20", "arch=locatello"]
+    settings = [["model.beta=1"], ["model.beta=4"]]
+    bf16 = _cfgs("betavae", settings, tmp_path, data_dir,
+                 extra=[*extra, "trainer.precision=bf16-mixed"])
+    fp32 = _cfgs("betavae", settings, tmp_path, data_dir, extra=extra)
+    assert run_id(bf16[0]) != run_id(fp32[0])  # another result: another run
+    assert [o.state for o in run_pack(bf16)] == ["completed"] * 2
+    alone = run(_cfgs("betavae", settings[:1], tmp_path, data_dir, "solo",
+                      [*extra, "trainer.precision=bf16-mixed"])[0])
+    assert alone.state == "completed"
+    packed_log = _log(store.run_dir_for(tmp_path, "pack", run_id(bf16[0])).losses)
+    alone_log = _log(alone.run_dir.losses)
+    # bfloat16 keeps 8 bits of mantissa in the convolutions' inputs; the same autocast
+    # regions in both, summed in another order
+    for a, b in zip(packed_log, alone_log):
+        assert float(a["loss"]) == pytest.approx(float(b["loss"]), rel=1e-3)

@@ -136,6 +136,7 @@ def _trainer(cfg: DictConfig, recorder: pl.Callback, log_dir: Path,
         logger = TensorBoardLogger(log_dir, name="tensorboard", version="")
     return pl.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=1,
+        precision=str(t.precision),
         logger=logger, callbacks=callbacks, plugins=plugins, enable_checkpointing=False,
         enable_progress_bar=bool(t.progress_bar), enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=t.log_every_n_steps, deterministic=False,
