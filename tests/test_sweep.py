@@ -212,3 +212,27 @@ def test_a_sweep_worker_exits_once_its_run_is_done(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+
+
+def test_a_run_completed_by_another_process_before_the_claim_is_not_trained_again(
+        tmp_path, data_dir, monkeypatch):
+    """Two sweeps start the same run; one completes it while the other is still loading
+    the dataset. The other takes the released claim, and must then see it completed."""
+    from disbench.train import run as run_module
+
+    overrides = ["model=betavae", "data=dsprites_procedural", "arch=mlp", "trainer=smoke",
+                 "eval=none", f"paths.results={tmp_path}", f"paths.data={data_dir}"]
+    load = run_module.load_dataset
+
+    def load_while_another_process_completes_the_run(cfg):
+        dataset = load(cfg)
+        subprocess.run([sys.executable, "-m", "disbench.cli", "train", *overrides],
+                       check=True, capture_output=True, timeout=600)
+        return dataset
+
+    monkeypatch.setattr(run_module, "load_dataset", load_while_another_process_completes_the_run)
+    outcome = run_module.run(compose(overrides))
+    assert outcome.state == "skipped"
+    status = json.loads(outcome.run_dir.status_file.read_text())
+    assert (status["state"], status["attempts"]) == ("completed", 1)
+    assert not outcome.run_dir.claim_file.exists()

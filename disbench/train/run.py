@@ -359,14 +359,20 @@ def _open(cfg: DictConfig) -> tuple[store.RunDir, bool]:
     return rd, False
 
 
-def _claim(rd: store.RunDir) -> bool:
+def _claim(cfg: DictConfig, rd: store.RunDir) -> str:
+    """Claim the run: "claimed", "busy" (another live process holds it) or "completed"
+    (another process completed it since `_open` looked, and released it)."""
     rd.create()
-    if rd.try_claim():
-        return True
-    owner = rd.claim_owner() or {}
-    print(f"{rd.path.name} is being trained by {owner.get('host')} pid {owner.get('pid')}: "
-          f"{rd.path}")
-    return False
+    if not rd.try_claim():
+        owner = rd.claim_owner() or {}
+        print(f"{rd.path.name} is being trained by {owner.get('host')} pid "
+              f"{owner.get('pid')}: {rd.path}")
+        return "busy"
+    if _stored_state(cfg, rd) == store.COMPLETED:
+        rd.release_claim()
+        print(f"{rd.path.name} is already completed: {rd.path}")
+        return "completed"
+    return "claimed"
 
 
 def _load_for(cfg: DictConfig, signals, rds: list[store.RunDir]):
@@ -399,8 +405,9 @@ def run(cfg: DictConfig) -> Outcome:
         if stopped:
             return stopped[0]
         check_objective(cfg, dataset)
-        if not _claim(rd):
-            return Outcome("busy", rd)
+        claim = _claim(cfg, rd)
+        if claim != "claimed":
+            return Outcome("busy" if claim == "busy" else "skipped", rd)
         stage = _Stage()
         try:
             started = _start(cfg, rd, dataset, threads)

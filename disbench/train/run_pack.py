@@ -81,8 +81,9 @@ def run_pack(cfgs: list[DictConfig]) -> list[Outcome]:
                 outcomes[i] = Outcome("failed", m.rd, str(err))
                 del members[i]
                 continue
-            if not _claim(m.rd):
-                outcomes[i] = Outcome("busy", m.rd)
+            claim = _claim(m.cfg, m.rd)
+            if claim != "claimed":
+                outcomes[i] = Outcome("busy" if claim == "busy" else "skipped", m.rd)
                 del members[i]
         try:
             for m in members.values():
