@@ -13,31 +13,9 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
             threads: int | None = None) -> tuple[str, str]:
     """Train one run with `threads` CPU threads (unless its overrides set trainer.threads);
     returns (state, reason). Never raises: a failure is a result."""
-    from disbench.config import compose
-    from disbench.errors import DisbenchError, warnings_as_lines
     from disbench.train.run import run
 
-    warnings_as_lines()
-
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "a") if log_path else None  # noqa: SIM115
-    try:
-        with (contextlib.redirect_stdout(log or sys.stdout),
-              contextlib.redirect_stderr(log or sys.stderr)):
-            if log:
-                os.environ["TQDM_DISABLE"] = "1"
-            launcher = [f"trainer.threads={threads}"] if threads else []
-            outcome = run(compose([*launcher, *overrides, "trainer.progress_bar=false"]))
-        return outcome.state, outcome.reason
-    except DisbenchError as err:
-        return "failed", str(err)
-    except Exception as err:  # recorded in the store by run(); reported, sweep carries on
-        return "failed", f"{type(err).__name__}: {err}"
-    finally:
-        _stop_joblib_workers()
-        if log:
-            log.close()
+    return _train([overrides], log_path, threads, lambda cfgs: [run(cfgs[0])])[0]
 
 
 def execute_task(overrides: list[tuple[str, ...]], log_paths: list[str],
@@ -47,29 +25,43 @@ def execute_task(overrides: list[tuple[str, ...]], log_paths: list[str],
     train.log, and each run's train.log says where that is. Never raises."""
     if len(overrides) == 1:
         return [execute(overrides[0], log_paths[0], threads)]
-    from disbench.config import compose
-    from disbench.errors import DisbenchError, warnings_as_lines
     from disbench.train.run_pack import run_pack
 
-    warnings_as_lines()
     log_path = Path(log_paths[0]).with_name("pack.log")
     for path in log_paths:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as f:
             f.write(f"trained in a pack of {len(overrides)} runs; the pack's log: {log_path}\n")
+    return _train(overrides, str(log_path), threads, run_pack)
+
+
+def _train(overrides: list[tuple[str, ...]], log_path: str | None, threads: int | None,
+           train) -> list[tuple[str, str]]:
+    """Compose each run's config and `train` them (`run` or `run_pack`), with the output
+    in `log_path`; (state, reason) per run, a failure being a result."""
+    from disbench.config import compose
+    from disbench.errors import DisbenchError, warnings_as_lines
+
+    warnings_as_lines()
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a") if log_path else None  # noqa: SIM115
     try:
-        with (open(log_path, "a") as log, contextlib.redirect_stdout(log),
-              contextlib.redirect_stderr(log)):
-            os.environ["TQDM_DISABLE"] = "1"
+        with (contextlib.redirect_stdout(log or sys.stdout),
+              contextlib.redirect_stderr(log or sys.stderr)):
+            if log:
+                os.environ["TQDM_DISABLE"] = "1"
             launcher = [f"trainer.threads={threads}"] if threads else []
             cfgs = [compose([*launcher, *o, "trainer.progress_bar=false"]) for o in overrides]
-            return [(o.state, o.reason) for o in run_pack(cfgs)]
+            return [(o.state, o.reason) for o in train(cfgs)]
     except DisbenchError as err:
         return [("failed", str(err))] * len(overrides)
-    except Exception as err:  # recorded in the store by run_pack(); the sweep carries on
+    except Exception as err:  # recorded in the store by run(); reported, sweep carries on
         return [("failed", f"{type(err).__name__}: {err}")] * len(overrides)
     finally:
         _stop_joblib_workers()
+        if log:
+            log.close()
 
 
 def _stop_joblib_workers() -> None:

@@ -173,14 +173,13 @@ class Pack(nn.Module):
         return {n: t[run].detach().clone() for n, t in self.tensors().items()
                 if n in self.persistent}
 
-    def load_run_state_dicts(self, states: list[dict[str, torch.Tensor]]) -> None:
-        tensors = self.tensors()
-        missing = self.persistent - set(states[0])
-        if missing:
-            raise DisbenchError(f"a run's checkpoint lacks {sorted(missing)[:3]}")
-        with torch.no_grad():
-            for name in self.persistent:
-                tensors[name].copy_(torch.stack([s[name] for s in states]))
+    def stacked_state_dict(self, states: list[dict[str, torch.Tensor]]
+                           ) -> dict[str, torch.Tensor]:
+        """The pack's own state dict from its runs' (the inverse of `run_state_dict`)."""
+        keys = {n: f"stacked.{i}" for i, n in enumerate(self.param_names)}
+        keys.update((n, f"stacked_buffer_{i}") for i, n in enumerate(self.buffer_names))
+        return {keys[n]: torch.stack([s[n] for s in states]) for n in keys
+                if n in self.persistent}
 
 
 def run_optimizer_state(packed: dict, stacked: list[torch.Tensor], run: int) -> dict:

@@ -106,42 +106,27 @@ class PackedTrainingModule(TrainingModule):
 
     # -- one checkpoint per run ----------------------------------------------
     def run_checkpoints(self, checkpoint: dict) -> dict[int, dict]:
-        """The pack's checkpoint as one solo checkpoint per running run."""
-        state = checkpoint["state_dict"]
-        tensors = {name: state[f"model.stacked.{i}"]
-                   for i, name in enumerate(self.pack.param_names)}
-        tensors.update((name, state[f"model.stacked_buffer_{i}"])
-                       for i, name in enumerate(self.pack.buffer_names)
-                       if name in self.pack.persistent)
+        """The pack's checkpoint as one solo checkpoint per running run (at a save, the
+        checkpoint's tensors are the pack's own)."""
         params = self.pack.optimizer_params()
         shared = {k: v for k, v in checkpoint.items()
                   if k not in ("state_dict", "optimizer_states", "disbench_generator_states")}
-        out = {}
-        for run in self.running():
-            out[run] = {
-                **shared,
-                "state_dict": {f"model.{n}": t[run].clone() for n, t in tensors.items()
-                               if n in self.pack.persistent},
-                "optimizer_states": [{
-                    name: run_optimizer_state(packed, params[name], run)
-                    for name, packed in checkpoint["optimizer_states"][0].items()}],
-                "disbench_generator_state": checkpoint["disbench_generator_states"][run],
-            }
-        return out
+        return {run: {
+            **shared,
+            "state_dict": {f"model.{n}": t for n, t in self.pack.run_state_dict(run).items()},
+            "optimizer_states": [{
+                name: run_optimizer_state(packed, params[name], run)
+                for name, packed in checkpoint["optimizer_states"][0].items()}],
+            "disbench_generator_state": checkpoint["disbench_generator_states"][run],
+        } for run in self.running()}
 
     def join_checkpoints(self, runs: list[dict]) -> dict:
         """The pack's checkpoint from its runs' solo checkpoints (all at one step)."""
         steps = {c["global_step"] for c in runs}
         if len(steps) != 1:
             raise ValueError(f"the runs' checkpoints are at different steps {sorted(steps)}")
-        state = {}
-        for i, name in enumerate(self.pack.param_names):
-            state[f"model.stacked.{i}"] = torch.stack([c["state_dict"][f"model.{name}"]
-                                                      for c in runs])
-        for i, name in enumerate(self.pack.buffer_names):
-            key = f"model.stacked_buffer_{i}"
-            if name in self.pack.persistent:
-                state[key] = torch.stack([c["state_dict"][f"model.{name}"] for c in runs])
+        states = [{k.removeprefix("model."): v for k, v in c["state_dict"].items()} for c in runs]
+        state = {f"model.{k}": v for k, v in self.pack.stacked_state_dict(states).items()}
         packed_optimizers = {
             name: stack_optimizer_states([c["optimizer_states"][0][name] for c in runs], params)
             for name, params in self.pack.optimizer_params().items()}
