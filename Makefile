@@ -11,11 +11,11 @@ setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 
-test:  ## the whole suite (~9 min on 2 cores; ~11.5 min with the SLURM tests)
-	$(PY) -m pytest -q
+test:  ## the whole suite, on every core (pytest-xdist; ~10 min on 2 cores with the SLURM tests)
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 test-fast:  ## everything but the slow and the SLURM tests (end-to-end processes, sweeps, scoring)
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow and not slurm"
 
 lint:
 	$(PY) -m ruff check disbench tests bench

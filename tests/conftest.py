@@ -9,6 +9,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`-n N`), each worker process and what it starts runs on its own
+    share of the CPUs, so that N workers' torch threads do not fight over the same cores
+    (and `trainer.threads`' default, the CPUs a process may use, is that share)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1))
+    share = cpus[int(worker.removeprefix("gw")) % len(cpus)::count] if count <= len(cpus) \
+        else [cpus[int(worker.removeprefix("gw")) % len(cpus)]]
+    os.sched_setaffinity(0, share)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The SLURM tests share one single-node cluster: under pytest-xdist with
+    `--dist loadgroup` they run one after another on one worker. The long tests (SLURM,
+    then slow) start first, so that the short ones fill the workers in the end."""
+    for item in items:
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slurm") else
+               1 if item.get_closest_marker("slow") else 2)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """A data directory shared by the whole test session (the procedural dSprites

@@ -4,6 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from disbench.config import compose, identity, run_id
+from disbench.launch.sweep import plan
 from disbench.models import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +41,23 @@ def test_reference_defaults():
     assert cfg.trainer.eps == 1e-8 and cfg.seed == 0
     assert compose(["model=annealedvae"]).model.gamma == 1000.0
     assert compose(["model=annealedvae"]).model.iteration_threshold == 100_000
+
+
+@pytest.mark.parametrize("trainer, expected", [("locatello", "locatello"), ("quick", "fast"),
+                                               ("smoke", "fast")])
+def test_short_trainings_are_scored_with_eval_fast_unless_eval_is_chosen(trainer, expected,
+                                                                          tmp_path):
+    assert compose([f"trainer={trainer}"]).eval.name == expected
+    assert compose([f"trainer={trainer}", "eval=none"]).eval.name == "none"
+    assert compose(["eval=locatello", f"trainer={trainer}"]).eval.name == "locatello"
+    # in a sweep: the trainer's choice, and the command line's over it
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"study: s\ngrid: {{seed: 0}}\nblocks: [{{model: vae}}]\n"
+                    f"overrides: [trainer={trainer}]\n")
+    (run,) = plan(str(spec), [])[1]
+    assert compose(list(run.overrides)).eval.name == expected
+    (run,) = plan(str(spec), ["eval=none"])[1]
+    assert compose(list(run.overrides)).eval.name == "none"
 
 
 def test_run_id_ignores_what_does_not_change_the_model():

@@ -36,7 +36,7 @@ from disbench.train.optimizers import build_optimizers
 from disbench.train.pack import Pack
 from disbench.train.run import run
 from disbench.train.run_pack import run_pack
-from tests.models.tiny import build
+from tests.models.tiny import ARCH, build
 from tests.test_resume_objectives import same
 
 ADAM = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}
@@ -110,7 +110,7 @@ def test_packed_step_is_each_runs_own_step_float64(name):
         torch.set_default_dtype(torch.float32)
 
 
-OVERRIDES = ["data=dsprites_procedural", "arch=mlp", "trainer=smoke", "eval=none",
+OVERRIDES = ["data=dsprites_procedural", "arch=mlp", ARCH, "trainer=smoke", "eval=none",
              "trainer.max_steps=50", "trainer.log_every_n_steps=5",
              "trainer.checkpoint_every_n_steps=10", "trainer.batch_size=16",
              "trainer.threads=1"]
@@ -299,7 +299,7 @@ blocks:
   - model: betavae
     model.beta: [1, 4]
   - model: lagrangian_vae
-overrides: [trainer=smoke, eval=none, arch=mlp]
+overrides: [trainer=smoke, eval=none, arch=mlp, "arch.name=tests.models.tiny:Tiny"]
 """
 
 

@@ -15,8 +15,9 @@ import torch
 from disbench.config import compose
 from disbench.models import MODELS
 from disbench.train.run import run
+from tests.models.tiny import ARCH
 
-OVERRIDES = ["data=dsprites_procedural", "arch=mlp", "trainer=smoke", "eval=none",
+OVERRIDES = ["data=dsprites_procedural", "arch=mlp", ARCH, "trainer=smoke", "eval=none",
              "trainer.max_steps=30", "trainer.checkpoint_every_n_steps=10",
              "trainer.batch_size=16", "trainer.threads=1"]
 KILLED_AT = 25  # after the checkpoint of step 20, before the one of step 30
@@ -27,6 +28,7 @@ import os, signal, sys
 from disbench.config import compose
 from disbench.train import callbacks
 from disbench.train.run import run
+from tests.models.tiny import ARCH
 
 log = callbacks.RunRecorder.on_train_batch_end
 def on_train_batch_end(self, trainer, *args):
