@@ -125,7 +125,7 @@ def test_local_sweep_runs_records_failures_and_carries_on(tmp_path, data_dir, in
     spec = tmp_path / "mixed.yaml"
     spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n    model.beta: [1, .nan, 4]\n"
-                    "overrides: [trainer=smoke, eval=none]\n")
+                    "overrides: [trainer=smoke, eval=none, \"arch.name=tests.models.tiny:Tiny\"]\n")
     out = in_process(["sweep", str(spec), "--dry-run"])
     assert out.returncode == 0 and "3 runs" in out.stdout and "to run: 3" in out.stdout
     assert not (tmp_path / "mixed").exists()
@@ -146,7 +146,7 @@ def test_two_concurrent_sweeps_run_each_run_once(tmp_path, data_dir):
     spec = tmp_path / "pair.yaml"
     spec.write_text("study: pair\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "  model: betavae\nblocks:\n  - seed: range(0, 4)\n"
-                    "overrides: [trainer=smoke, eval=none]\n")
+                    "overrides: [trainer=smoke, eval=none, \"arch.name=tests.models.tiny:Tiny\"]\n")
     env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
     procs = [subprocess.Popen([sys.executable, "-m", "disbench.cli", "sweep", str(spec)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
