@@ -26,6 +26,8 @@ from pathlib import Path
 from disbench.errors import DisbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# trained with eval.defer=true: its checkpoint and traversal are stored, its scores are not yet
+TRAINED = "trained"
 # A claim whose owner cannot be checked (another host) is stale after this long
 # without a heartbeat. Owners touch their claim at every log and checkpoint.
 CLAIM_STALE_SECONDS = float(os.environ.get("DISBENCH_CLAIM_STALE_SECONDS", 600))

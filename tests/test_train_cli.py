@@ -138,6 +138,40 @@ def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
 
 
 @pytest.mark.slow
+def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(tmp_path,
+                                                                              data_dir):
+    """eval.defer=true: training ends "trained" (checkpoint, losses, traversal; no scores),
+    a rerun with eval.defer skips it, a sweep does not launch it, `disbench status` counts
+    it, and a rerun without eval.defer scores it and records it completed."""
+    from disbench.launch.state import run_state, to_launch
+    from disbench.launch.status import report
+    from tests.models.tiny import ARCH
+
+    deferred = ["arch=mlp", ARCH, "data=dsprites_procedural", "trainer=smoke",
+                f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny", "eval.defer=true"]
+    out = train(deferred, tmp_path, data_dir)
+    assert (out.state, out.exit_code) == ("trained", 0)
+    run_dir = only_run(tmp_path)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "trained" and status["step"] == 20 and "trained_at" in status
+    assert not (run_dir / "claim.json").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"train"}
+    assert (run_dir / "traversal.png").exists()
+    assert train(deferred, tmp_path, data_dir).state == "skipped"
+    assert run_state(out.run_dir) == "trained" and to_launch(["trained"]) == []
+    text = report(tmp_path, "default")
+    assert "trained 1" in text and f"disbench eval {tmp_path / 'default'}` scores them" in text
+
+    scored = train(deferred[:-1], tmp_path, data_dir)  # the same run, scored in the same task
+    assert scored.state == "completed"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed" and status["attempts"] == 2
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["eval"]["name"] == "tiny" and set(SCORES) <= set(metrics["mean"])
+
+
+@pytest.mark.slow
 def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir, in_process):
     assert train(["arch=mlp", *SMOKE], tmp_path, data_dir).exit_code == 0
     run = only_run(tmp_path)

@@ -12,7 +12,7 @@ from disbench.config import CONF_DIR, close_matches
 from disbench.errors import DisbenchError, warn
 from disbench.interrupt import Interrupted
 from disbench.launch import local
-from disbench.launch.state import run_state, summarize, to_launch
+from disbench.launch.state import OCCASIONAL, run_state, summarize, to_launch
 from disbench.launch.status import default_results, report
 from disbench.launch.sweep import packs, plan
 
@@ -65,7 +65,7 @@ def sweep_main(argv: list[str]) -> int:
             warn(f"{run.run_dir.status_file} is unreadable; the sweep runs {run.run_id} again, "
                  f"which rewrites it from the run's config")
     print(f"sweep {args.sweep} -> study {study}: {len(runs)} runs, "
-          + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "unreadable")
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in OCCASIONAL)
           + f"; to run: {len(pending)}  (planned in {time.perf_counter() - start:.1f} s)")
     size = launcher.get("pack", 1)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:

@@ -6,11 +6,14 @@ from collections import Counter
 
 from disbench import store
 
-# completed: done; failed: stored as failed (not retried unless asked); running: a live
-# process holds its claim; incomplete: started, but its process is gone (resumed when
-# launched); unreadable: its status.json cannot be read (launched: the run rewrites it);
-# new: never started.
-STATES = ("completed", "failed", "running", "incomplete", "unreadable", "new")
+# completed: trained and scored; trained: trained with eval.defer, waiting for `disbench
+# eval` (not launched again); failed: stored as failed (not retried unless asked); running:
+# a live process holds its claim; incomplete: started, but its process is gone (resumed
+# when launched); unreadable: its status.json cannot be read (launched: the run rewrites
+# it); new: never started.
+STATES = ("completed", "trained", "failed", "running", "incomplete", "unreadable", "new")
+# shown only where some run is in them
+OCCASIONAL = ("trained", "unreadable")
 
 
 def run_state(run: store.RunDir) -> str:
@@ -21,7 +24,7 @@ def run_state(run: store.RunDir) -> str:
     if status is None:
         return "new"
     state = status.get("state")
-    if state in (store.COMPLETED, store.FAILED):
+    if state in (store.COMPLETED, store.FAILED, store.TRAINED):
         return state
     if run.claim_file.exists() and run.claim_owner() is not None:
         return "running"

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from disbench import store
-from disbench.launch.state import STATES, run_state
+from disbench.launch.state import OCCASIONAL, STATES, run_state
 
 
 def default_results() -> Path:
@@ -33,7 +33,7 @@ def progress(status: dict) -> str:
 def report(results: Path, study: str) -> str:
     runs = study_runs(results, study)
     states = [run_state(r) for r in runs]
-    shown = [s for s in STATES if s != "new" and (s != "unreadable" or s in states)]
+    shown = [s for s in STATES if s != "new" and (s not in OCCASIONAL or s in states)]
     counts = Counter(states)
     lines = [f"study {study}: {len(runs)} runs in {results / study}",
              "  " + "  ".join(f"{s} {counts[s]}" for s in shown)]
@@ -62,6 +62,9 @@ def report(results: Path, study: str) -> str:
     slurm = job_states(results, study)
     if slurm:
         lines.append("\nSLURM tasks: " + "  ".join(f"{k} {v}" for k, v in sorted(slurm.items())))
+    if counts["trained"]:
+        lines.append(f"\n{counts['trained']} run(s) trained, not yet scored (eval.defer): "
+                     f"`disbench eval {results / study}` scores them")
     if unfinished:
         lines.append("\nunfinished runs (`disbench sweep` or `disbench train` resumes them):")
         lines += unfinished

@@ -1,15 +1,17 @@
 """`disbench eval RUN_DIR|STUDY_DIR [eval=NAME] [--force]`: score stored runs.
 
-For every completed run (``status.json`` state ``completed``) whose ``metrics.json``
-lacks scores for the requested eval settings (or every completed run, with
-``--force``), rebuild the model and the dataset from ``config.yaml``, load
-``checkpoints/last.ckpt``, score it with ``score_model`` and rewrite
-``metrics.json`` atomically, keeping its ``train`` entry.
+For every run trained with ``eval.defer=true`` (state ``trained``), and every completed
+run whose ``metrics.json`` lacks scores for the requested eval settings (or every
+completed run, with ``--force``), rebuild the model and the dataset from
+``config.yaml``, load ``checkpoints/last.ckpt``, score it with ``score_model`` and
+rewrite ``metrics.json`` atomically, keeping its ``train`` entry. A trained run is
+scored with its own eval settings unless ``eval=`` is given, under its claim (each run
+scored once, whoever else is scoring the study), and only then recorded completed.
 
-Safe beside training: runs that are not completed are never touched and
+Safe beside training: runs still training are never touched, and a completed run's
 ``status.json`` is never written. Resumable: each run's scores are written as soon as
 they are computed, so a killed ``disbench eval`` redoes only the runs it had not
-finished.
+finished (an interrupted trained run stays trained, its claim released).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("path", type=Path, help="a run directory, or a study directory of runs")
     parser.add_argument("settings", nargs="*", metavar="eval=NAME",
                         help="eval settings: a preset (locatello, fast) or a .yaml file "
-                             "(default: locatello)")
+                             "(default: a trained run's own settings; locatello for a "
+                             "completed run)")
     parser.add_argument("--force", action="store_true",
                         help="score every completed run again, even if already scored")
     parser.add_argument("--device", default="auto",
@@ -73,8 +76,9 @@ def load_settings(spec: str) -> dict:
     return resolve_settings(spec)
 
 
-def _settings_arg(items: list[str]) -> str:
-    spec = "locatello"
+def _settings_arg(items: list[str]) -> str | None:
+    """The `eval=` argument's value; None when not given."""
+    spec = None
     for item in items:
         key, sep, value = item.partition("=")
         if key != "eval" or not sep or not value:
@@ -154,29 +158,62 @@ def load_model(cfg, run_dir: Path, observation_shape):
     return model
 
 
-def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force: bool
+def score_run(run_dir: Path, settings: dict | None, datasets: _Datasets, device, force: bool
               ) -> tuple[str, str]:
-    """Score one run if needed. Returns (outcome, message); outcome is ``scored``,
-    ``already scored`` or ``not completed``."""
+    """Score one run if needed, with `settings` (None: a trained run's own, locatello for a
+    completed run). Returns (outcome, message); outcome is ``scored``, ``already scored``,
+    ``busy`` (another process is scoring it) or ``not completed``."""
     from disbench import store
-    from disbench.metrics.evaluate import score_model
 
     run = store.RunDir(run_dir)
     state = run.state
+    if state == store.TRAINED:
+        return _score_trained(run, settings, datasets, device)
     if state != store.COMPLETED:
         return "not completed", f"skipped {run_dir.name}: not completed (state {state})"
+    settings = settings or load_settings("locatello")
     cfg = run.read_config()
-    seed = int(cfg.seed)
     try:
         metrics = store.read_json(run.metrics)
     except json.JSONDecodeError:
         metrics = None
-    if not force and is_scored(metrics, {**settings, "seed": seed}):
+    if not force and is_scored(metrics, {**settings, "seed": int(cfg.seed)}):
         return "already scored", f"skipped {run_dir.name}: already scored"
+    return "scored", _score(run, cfg, settings, datasets, device)
+
+
+def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> tuple[str, str]:
+    """Score a run trained with its scoring deferred, under its claim; record it completed."""
+    from omegaconf import OmegaConf
+
+    from disbench import store
+    from disbench.metrics.evaluate import resolve_settings
+
+    if not run.try_claim():
+        owner = run.claim_owner() or {}
+        return "busy", (f"skipped {run.path.name}: being scored by {owner.get('host')} pid "
+                        f"{owner.get('pid')}")
+    try:
+        if run.state != store.TRAINED:  # scored by another process since the first look
+            return "already scored", f"skipped {run.path.name}: already scored"
+        cfg = run.read_config()
+        settings = settings or resolve_settings(OmegaConf.to_container(cfg.eval, resolve=True))
+        message = _score(run, cfg, settings, datasets, device)
+        run.update_status(state=store.COMPLETED, scored_at=time.time())
+        return "scored", message
+    finally:
+        run.release_claim()
+
+
+def _score(run, cfg, settings: dict, datasets: _Datasets, device) -> str:
+    """Score the run's model and write metrics.json (keeping its train entry)."""
+    from disbench import store
+    from disbench.metrics.evaluate import score_model
+
     start = time.perf_counter()
     dataset = datasets.get(cfg)
-    model = load_model(cfg, run_dir, dataset.observation_shape)
-    scores = score_model(model, dataset, settings, seed=seed, device=device)
+    model = load_model(cfg, run.path, dataset.observation_shape)
+    scores = score_model(model, dataset, settings, seed=int(cfg.seed), device=device)
     # read again: keep the newest train entry
     try:
         current = store.read_json(run.metrics) or {}
@@ -184,7 +221,7 @@ def score_run(run_dir: Path, settings: dict, datasets: _Datasets, device, force:
         current = {}
     store.write_json(run.metrics, {"train": current.get("train", {}), **scores})
     headline = ", ".join(f"{k}={scores['mean'][k]:.3f}" for k in HEADLINE if k in scores["mean"])
-    return "scored", f"scored {run_dir.name} in {time.perf_counter() - start:.1f} s: {headline}"
+    return f"scored {run.path.name} in {time.perf_counter() - start:.1f} s: {headline}"
 
 
 def main(argv: list[str]) -> int:
@@ -194,7 +231,8 @@ def main(argv: list[str]) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as exit_:  # --help
             return int(exit_.code or 0)
-        settings = load_settings(_settings_arg(args.settings))
+        spec = _settings_arg(args.settings)
+        settings = load_settings(spec) if spec else None
         from disbench.metrics.evaluate import resolve_device
 
         device = resolve_device(args.device)
@@ -203,7 +241,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     datasets = _Datasets(args.data)
-    counts = {"scored": 0, "already scored": 0, "not completed": 0, "failed": 0}
+    counts = {"scored": 0, "already scored": 0, "busy": 0, "not completed": 0, "failed": 0}
     for run_dir in runs:
         try:
             outcome, message = score_run(run_dir, settings, datasets, device, args.force)
@@ -214,7 +252,9 @@ def main(argv: list[str]) -> int:
         counts[outcome] += 1
         if outcome == "scored" or len(runs) == 1:
             print(message, flush=True)
-    print(f"eval={settings['name']}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    label = settings["name"] if settings else "(a trained run's own; locatello otherwise)"
+    print(f"eval={label}: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "busy")
           + (" (skipped)" if counts["not completed"] else ""), flush=True)
     if counts["failed"]:
         print(f"error: {counts['failed']} of {len(runs)} run(s) could not be scored",

@@ -200,6 +200,11 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
         raise MetricInputError(f"config must be a preset name ({', '.join(presets())}) or a "
                                f"dict of settings; got {type(config).__name__}.")
     name = given.pop("name", None)
+    # when a run is scored (at the end of its training, or later by `disbench eval`), not
+    # how: checked, and left out of the settings that metrics.json records
+    defer = given.pop("defer", False)
+    if not isinstance(defer, bool):
+        raise MetricInputError(f"eval.defer must be true or false; got {defer!r}.")
     if name == "none":
         raise MetricInputError("eval settings named 'none' compute no metrics.")
     if name is not None and not isinstance(name, str):
@@ -207,6 +212,7 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     base_name = name if name in presets() else "locatello"
     base = _read_preset(base_name)
     base.pop("name", None)
+    base.pop("defer", None)
     settings: dict = {"name": name if name is not None else base_name}
     unknown = sorted(map(str, set(given) - set(SCHEMA) - set(SUITE_SETTINGS)))
     if unknown:

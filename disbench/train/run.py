@@ -36,8 +36,9 @@ from disbench.visualize import save_image, traversal_grid
 
 @dataclass
 class Outcome:
-    """What happened to a run: completed, skipped (already completed), busy
-    (another live process holds it), failed or interrupted (`code`: 128 + the signal)."""
+    """What happened to a run: completed, trained (scoring deferred), skipped (already
+    completed, or trained with scoring deferred), busy (another live process holds it),
+    failed or interrupted (`code`: 128 + the signal)."""
 
     state: str
     run_dir: store.RunDir
@@ -48,7 +49,7 @@ class Outcome:
     def exit_code(self) -> int:
         if self.code is not None:
             return self.code
-        return {"completed": 0, "skipped": 0, "busy": 3}.get(self.state, 1)
+        return {"completed": 0, "trained": 0, "skipped": 0, "busy": 3}.get(self.state, 1)
 
 
 def versions() -> dict[str, str]:
@@ -306,14 +307,24 @@ class _Stage:
 
 def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset, device,
             step: int, started: float, stage: _Stage) -> Outcome:
-    """Score a trained run, write its traversal and metrics, record it completed."""
-    stage.name = "scoring"
-    scores = evaluate(cfg, model, dataset, device)
+    """Score a trained run, write its traversal and metrics, record it completed; with
+    `eval.defer`, record it trained, unscored, for `disbench eval`."""
+    deferred = bool(cfg.eval.get("defer"))
+    if not deferred:
+        stage.name = "scoring"
+        scores = evaluate(cfg, model, dataset, device)
     stage.name = "writing the traversal"
     model = model.cpu().eval()
     _, observation = dataset.sample(1, np.random.default_rng(cfg.seed))
     save_image(rd.traversal, traversal_grid(model, observation[0]))
     stage.name = "recording"
+    if deferred:
+        store.write_json(rd.metrics, {"train": _final_losses(rd)})
+        rd.update_status(state=store.TRAINED, step=step, trained_at=time.time(),
+                         duration_s=time.time() - started, device=str(device))
+        print(f"{run_id(cfg)} trained; scoring deferred (eval.defer=true): "
+              f"disbench eval {rd.path.parent}")
+        return Outcome("trained", rd)
     store.write_json(rd.metrics, {"train": _final_losses(rd), **scores})
     rd.update_status(state=store.COMPLETED, step=step, finished_at=time.time(),
                      duration_s=time.time() - started, device=str(device))
@@ -349,28 +360,39 @@ def _crashed(rd: store.RunDir, err: Exception) -> None:
 
 
 def _open(cfg: DictConfig) -> tuple[store.RunDir, bool]:
-    """The run's directory, and whether the run is already completed (said so)."""
+    """The run's directory, and whether there is nothing to do (said so): the run is
+    completed, or trained with its scoring deferred. A trained run without `eval.defer`
+    goes on: it is scored now."""
     check_config(cfg)
     rid = run_id(cfg)
     rd = store.run_dir_for(cfg.paths.results, cfg.study, rid)
-    if _stored_state(cfg, rd) == store.COMPLETED:
-        print(f"{rid} is already completed: {rd.path}")
-        return rd, True
-    return rd, False
+    return rd, _nothing_left(cfg, rd, _stored_state(cfg, rd))
+
+
+def _nothing_left(cfg: DictConfig, rd: store.RunDir, state: str | None) -> bool:
+    """Whether a run in `state` has nothing left to do (said so)."""
+    if state == store.COMPLETED:
+        print(f"{rd.path.name} is already completed: {rd.path}")
+        return True
+    if state == store.TRAINED and cfg.eval.get("defer"):
+        print(f"{rd.path.name} is already trained; its scoring is deferred: disbench eval "
+              f"{rd.path}")
+        return True
+    return False
 
 
 def _claim(cfg: DictConfig, rd: store.RunDir) -> str:
     """Claim the run: "claimed", "busy" (another live process holds it) or "completed"
-    (another process completed it since `_open` looked, and released it)."""
+    (another process completed it, or trained it with scoring deferred, since `_open`
+    looked, and released it)."""
     rd.create()
     if not rd.try_claim():
         owner = rd.claim_owner() or {}
         print(f"{rd.path.name} is being trained by {owner.get('host')} pid "
               f"{owner.get('pid')}: {rd.path}")
         return "busy"
-    if _stored_state(cfg, rd) == store.COMPLETED:
+    if _nothing_left(cfg, rd, _stored_state(cfg, rd)):
         rd.release_claim()
-        print(f"{rd.path.name} is already completed: {rd.path}")
         return "completed"
     return "claimed"
 

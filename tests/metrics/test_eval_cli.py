@@ -100,6 +100,42 @@ def test_a_run_that_cannot_be_scored_is_reported_and_the_rest_go_on(study, capsy
     assert "scored a-completed" in captured.out
 
 
+@pytest.mark.slow
+def test_a_trained_run_is_scored_once_with_its_own_settings_then_completed(study, capsys):
+    """eval.defer: a run stored as trained is scored with the settings of its own config,
+    under its claim, and only then recorded completed."""
+    import os
+    import socket
+
+    study, _ = study
+    run = make_run(study, "d-trained", "trained", seed=3)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["eval"] = {"name": "mine", "defer": True, **SETTINGS}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.json").write_text(json.dumps({"train": {"loss": 2.5}}))
+
+    # another live process holds the claim: left to it
+    (run / "claim.json").write_text(json.dumps({"host": socket.gethostname(),
+                                                "pid": os.getppid()}))
+    assert main([str(run)]) == 0
+    assert "skipped d-trained: being scored by" in capsys.readouterr().out
+    assert json.loads((run / "status.json").read_text())["state"] == "trained"
+    (run / "claim.json").unlink()
+
+    assert main([str(run)]) == 0
+    assert "scored d-trained" in capsys.readouterr().out
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "completed" and "scored_at" in status
+    assert not (run / "claim.json").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"] == {"loss": 2.5}
+    assert metrics["eval"]["name"] == "mine" and metrics["eval"]["seed"] == 3
+    assert "defer" not in metrics["eval"]  # when it was scored is not how
+    assert metrics["eval"]["dci"] == {"num_train": 100, "num_test": 50}
+    assert main([str(run), "eval=" + str(study.parent.parent / "tiny.yaml")]) == 0
+    assert "scored d-trained" in capsys.readouterr().out  # a completed run, other settings
+
+
 @pytest.mark.parametrize("args, match", [
     (["eval=nonsense"], "unknown eval settings 'nonsense'; valid: fast, locatello"),
     (["eval=none"], "eval=none computes no metrics"),

@@ -123,7 +123,8 @@ def test_presets_hold_every_setting_and_nothing_else():
     for name in ("locatello", "fast"):
         raw = yaml.safe_load((EVAL_CONF_DIR / f"{name}.yaml").read_text())
         assert raw["name"] == name
-        assert set(raw) == {"name", *SUITE_SETTINGS, *SCHEMA}
+        assert set(raw) == {"name", "defer", *SUITE_SETTINGS, *SCHEMA}
+        assert raw["defer"] is False  # scored at the end of training unless asked
         # today's default: each run's seed; every metric on the mean representation, the
         # unsupervised scores also on the sampled one
         assert raw["seed_from"] == "run"
