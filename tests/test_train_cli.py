@@ -138,8 +138,8 @@ def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(tmp_path,
-                                                                              data_dir):
+def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(
+        tmp_path, data_dir, disbench_in_process):
     """eval.defer=true: training ends "trained" (checkpoint, losses, traversal; no scores),
     a rerun with eval.defer skips it, a sweep does not launch it, `disbench status` counts
     it, and a rerun without eval.defer scores it and records it completed."""
@@ -162,6 +162,9 @@ def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(tm
     assert run_state(out.run_dir) == "trained" and to_launch(["trained"]) == []
     text = report(tmp_path, "default")
     assert "trained 1" in text and f"disbench eval {tmp_path / 'default'}` scores them" in text
+    aggregated = disbench_in_process(["aggregate", "default", "--results", str(tmp_path)])
+    assert f"left out default/{run_dir.name}: trained, not yet scored (eval.defer)" in \
+        aggregated.stdout + aggregated.stderr
 
     scored = train(deferred[:-1], tmp_path, data_dir)  # the same run, scored in the same task
     assert scored.state == "completed"

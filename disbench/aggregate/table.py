@@ -135,6 +135,9 @@ def _why_not_completed(run: store.RunDir, status: dict) -> tuple[str, str]:
     state = run_state(run)
     if state == "failed":
         return state, f"failed: {status.get('reason') or 'no reason recorded'}"
+    if state == "trained":
+        return state, (f"trained, not yet scored (eval.defer): `disbench eval {run.path.parent}` "
+                       f"scores it")
     if state == "running":
         return state, f"still running (step {status.get('step', 0)} of {status.get('max_steps')})"
     return state, (f"incomplete: stopped at step {status.get('step', 0)} of "
