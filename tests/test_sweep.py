@@ -236,3 +236,45 @@ def test_a_run_completed_by_another_process_before_the_claim_is_not_trained_agai
     status = json.loads(outcome.run_dir.status_file.read_text())
     assert (status["state"], status["attempts"]) == ("completed", 1)
     assert not outcome.run_dir.claim_file.exists()
+
+
+DEFERRED_SPEC = """study: deferred
+grid:
+  data: dsprites_procedural
+  model: betavae
+blocks:
+  - seed: [0, 1]
+overrides: [trainer=smoke, "arch.name=tests.models.tiny:Tiny", eval=tiny, eval.defer=true,
+            "hydra.searchpath=[file://{conf}]"]
+"""
+
+
+@pytest.mark.slow
+def test_then_eval_scores_the_runs_a_deferred_sweep_trained(tmp_path, data_dir, in_process):
+    """`disbench sweep ... eval.defer=true --then-eval`: the local launcher trains the runs
+    (each ends trained), then scores them in tasks of their own; `disbench eval STUDY
+    launcher=local` then has nothing left to score."""
+    from pathlib import Path
+
+    spec = tmp_path / "deferred.yaml"
+    spec.write_text(DEFERRED_SPEC.format(conf=Path(__file__).parent / "conf"))
+    refused = in_process(["sweep", str(spec), "eval.defer=false", "--then-eval"])
+    assert refused.returncode == 2 and "--then-eval scores the runs" in refused.stderr
+    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
+    out = subprocess.run([sys.executable, "-m", "disbench.cli", "sweep", str(spec),
+                          "--then-eval", "launcher.workers=2"], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "summary: 2 trained" in out.stdout and "then scoring: 2 run(s)" in out.stdout
+    assert "summary: 2 scored" in out.stdout
+    runs = statuses(tmp_path, "deferred")
+    assert len(runs) == 2
+    for name, status in runs.items():
+        assert status["state"] == "completed" and "trained_at" in status and \
+            "scored_at" in status
+        run = tmp_path / "deferred" / name
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["eval"]["name"] == "tiny" and "dci.disentanglement" in metrics["mean"]
+        assert "scored " in (run / "eval.log").read_text()
+    again = in_process(["eval", str(tmp_path / "deferred"), "launcher=local"])
+    assert again.returncode == 0 and "0 of 2 run(s) to score" in again.stdout

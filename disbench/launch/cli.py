@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -36,9 +37,12 @@ def launcher_config(args: list[str]) -> tuple[dict, list[str]]:
     cfg = OmegaConf.load(path)
     for item in keys:
         key = item.split("=", 1)[0]
-        if key not in cfg:
-            valid = [k for k in cfg if k != "name"]
-            hint = close_matches(key, valid)
+        section, _, inner = key.partition(".")  # launcher.eval.KEY: a key of a section
+        options = cfg if not inner else cfg.get(section) if isinstance(
+            cfg.get(section), Mapping) else {}
+        if (inner or key) not in options or section not in cfg:
+            valid = [k for k in options if k != "name"] or [k for k in cfg if k != "name"]
+            hint = close_matches(inner or key, valid)
             raise DisbenchError(f"launcher '{name}' has no option '{key}'{hint}; valid: "
                                 f"{', '.join(valid)}")
         cfg.merge_with(OmegaConf.from_dotlist([item]))
@@ -53,7 +57,10 @@ def sweep_main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     parser.add_argument("--retry-failed", action="store_true", help="launch failed runs again")
     parser.add_argument("--wait", action="store_true", help="slurm: block until the jobs end")
-    args = parser.parse_args(argv)
+    parser.add_argument("--then-eval", action="store_true",
+                        help="with eval.defer=true: then score the trained runs through the "
+                             "same launcher (on SLURM, tasks that start once training ended)")
+    args = parser.parse_intermixed_args(argv)  # options before or after the overrides
     launcher, overrides = launcher_config(args.overrides)
     start = time.perf_counter()
     study, runs = plan(args.sweep, overrides)
@@ -80,17 +87,43 @@ def sweep_main(argv: list[str]) -> int:
     tasks = packs(pending, size)
     if len(tasks) < len(pending):
         print(pack_plan(tasks))
-    if args.dry_run or not pending:
+    if args.then_eval and not all(r.deferred for r in runs):
+        raise DisbenchError("--then-eval scores the runs that training left unscored: add "
+                            "eval.defer=true (without it, each run is scored as it ends)")
+    if args.dry_run or not (pending or args.then_eval):
         return 0
     if launcher["name"] == "local":
         try:
-            result = local.launch(tasks, launcher.get("workers"))
+            result = local.launch(tasks, launcher.get("workers")) if tasks else {}
         except Interrupted as stop:  # launch() said what was left and how to go on
             return stop.exit_code
-        return 1 if result.get("failed") else 0
+        code = 1 if result.get("failed") else 0
+        if args.then_eval:
+            code = max(code, then_eval(runs, launcher))
+        return code
     from disbench.launch import slurm
 
-    return slurm.launch(study, tasks, launcher, wait=args.wait)
+    if not args.then_eval:
+        return slurm.launch(study, tasks, launcher, wait=args.wait)
+    jobs = slurm.submit(study, tasks, launcher) if tasks else []
+    # every run of the sweep: the ones training now are scored once their jobs have ended
+    code = then_eval(runs, launcher, after=slurm.array_ids(jobs), wait=args.wait,
+                     pending={r.run_id for r in pending})
+    return max(code, slurm.wait_for(jobs, tasks) if args.wait and jobs else 0)
+
+
+def then_eval(runs, launcher: dict, after: list[str] = (), wait: bool = False,
+              pending: set[str] = frozenset()) -> int:
+    """`--then-eval`: score the sweep's trained runs (and, after the jobs `after`, the ones
+    still to train) through the launcher, as `disbench eval` does."""
+    from disbench.launch.state import run_state
+    from disbench.launch.task import ScoreTask
+    from disbench.metrics.cli import launch_scoring
+
+    todo = [r.run_dir.path for r in runs
+            if r.run_id in pending or run_state(r.run_dir) == "trained"]
+    print(f"then scoring: {len(todo)} run(s)")
+    return launch_scoring(todo, launcher, ScoreTask(), wait=wait, after=after)
 
 
 def trains_on_cpu(launcher: dict, accelerator: str) -> bool:

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_compl
 
 from disbench.interrupt import stopping_signals
 from disbench.launch.sweep import PlannedRun
-from disbench.launch.task import execute_task
+from disbench.launch.task import train_task
 
 # seconds the interrupted runs get to record themselves before the sweep stops waiting
 STOP_GRACE_SECONDS = 120
@@ -30,7 +30,7 @@ def default_workers() -> int:
     return max(1, available_cpus() // 4)
 
 
-def _in_fresh_process(task: list[PlannedRun], threads: int,
+def _in_fresh_process(work, task: list[PlannedRun], threads: int,
                       stopping: threading.Event) -> list[tuple[str, str]]:
     """One task in a new process, so that no state leaks from one task into the next.
 
@@ -41,8 +41,7 @@ def _in_fresh_process(task: list[PlannedRun], threads: int,
         return [("interrupted", "not started: the sweep was stopped")] * len(task)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as one:
-        return one.submit(execute_task, [r.overrides for r in task],
-                          [str(r.run_dir.path / "train.log") for r in task], threads).result()
+        return one.submit(work, task, threads).result()
 
 
 def _stop_workers(signal_name: str) -> None:
@@ -55,9 +54,11 @@ def _stop_workers(signal_name: str) -> None:
             pass
 
 
-def launch(tasks: list[list[PlannedRun]], workers: int | None = None) -> dict[str, int]:
-    """Train the runs of `tasks` (each a run, or a pack of runs); print a progress line
-    per finished run and a summary; return counts.
+def launch(tasks: list[list[PlannedRun]], workers: int | None = None, work=train_task
+           ) -> dict[str, int]:
+    """Do `work` (training: `train_task`; scoring: a `ScoreTask`) on each of `tasks` (a
+    run, or a pack of runs), each in a fresh process; print a progress line per finished
+    run and a summary; return counts.
 
     SIGINT, SIGTERM or SIGHUP stops the sweep: the runs in progress are stored as
     interrupted (they resume from their last checkpoint), the others are not started, and
@@ -71,7 +72,7 @@ def launch(tasks: list[list[PlannedRun]], workers: int | None = None) -> dict[st
     start = time.time()
     stopping = threading.Event()
     pool = ThreadPoolExecutor(workers)
-    futures = {pool.submit(_in_fresh_process, task, threads, stopping): task
+    futures = {pool.submit(_in_fresh_process, work, task, threads, stopping): task
                    for task in tasks}
     total, done = sum(len(task) for task in tasks), 0
     with stopping_signals() as signals:
@@ -101,8 +102,9 @@ def launch(tasks: list[list[PlannedRun]], workers: int | None = None) -> dict[st
             try:  # wait until each interrupted run is recorded
                 wait(started, timeout=STOP_GRACE_SECONDS)
             finally:
-                print(f"interrupted: runs not started are left for the next `disbench sweep`; "
-                      f"the interrupted ones resume from their last checkpoint "
+                print(f"interrupted: runs not started are left for the next "
+                      f"`{getattr(work, 'command', 'disbench sweep')}`; the interrupted ones "
+                      f"{getattr(work, 'resumes', 'resume from their last checkpoint')} "
                       f"({stop.signal_name}).", file=sys.stderr, flush=True)
             raise stop from None
     pool.shutdown()

@@ -22,18 +22,24 @@ import submitit
 from disbench import store
 from disbench.errors import DisbenchError
 from disbench.launch.sweep import PlannedRun
-from disbench.launch.task import execute_task
+from disbench.launch.task import train_task
 
 
 class SweepTask(submitit.helpers.Checkpointable):
-    """One task; `checkpoint()` (inherited) resubmits the same call on preemption."""
+    """One task: `work` (training, or a `ScoreTask`) on its runs; `checkpoint()`
+    (inherited) resubmits the same call on preemption."""
 
-    def __init__(self, threads: int):
-        self.threads = threads
+    def __init__(self, threads: int, work=train_task):
+        self.threads, self.work = threads, work
 
-    def __call__(self, overrides: list[tuple[str, ...]], log_paths: list[str]
-                 ) -> list[tuple[str, str]]:
-        return execute_task(overrides, log_paths, self.threads)
+    def __call__(self, task: list[PlannedRun]) -> list[tuple[str, str]]:
+        return self.work(task, self.threads)
+
+
+def scoring_launcher(launcher: dict) -> dict:
+    """The launcher's settings for scoring tasks: its `eval` block over the rest."""
+    return {**launcher, **{k: v for k, v in (launcher.get("eval") or {}).items()
+                           if v is not None}}
 
 
 def slurm_folder(results: Path, study: str, launcher: dict) -> Path:
@@ -46,16 +52,20 @@ def jobs_record(results: Path, study: str) -> Path:
     return results / study / ".slurm" / "jobs.json"
 
 
-def _executor(folder: Path, study: str, launcher: dict) -> submitit.AutoExecutor:
+def _executor(folder: Path, name: str, launcher: dict, after: list[str] = ()
+              ) -> submitit.AutoExecutor:
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+    additional = dict(launcher.get("additional_parameters") or {})
+    if after:  # start once these jobs have ended, however they ended
+        additional["dependency"] = "afterany:" + ":".join(after)
     params = {
-        "name": f"disbench-{study}",
+        "name": name,
         "timeout_min": int(launcher["timeout_min"]),
         "cpus_per_task": int(launcher["cpus_per_task"]),
         "mem_gb": launcher["mem_gb"],
         "slurm_array_parallelism": int(launcher["array_parallelism"]),
         "slurm_setup": list(launcher.get("setup") or []),
-        "slurm_additional_parameters": dict(launcher.get("additional_parameters") or {}),
+        "slurm_additional_parameters": additional,
     }
     if launcher.get("gpus_per_task"):
         params["slurm_gpus_per_task"] = int(launcher["gpus_per_task"])
@@ -76,24 +86,33 @@ def _record(path: Path, folder: Path, jobs: list, tasks: list[list[PlannedRun]])
     store.write_json(path, record)
 
 
-def launch(study: str, tasks: list[list[PlannedRun]], launcher: dict, wait: bool = False
-           ) -> int:
+def launch(study: str, tasks: list[list[PlannedRun]], launcher: dict, wait: bool = False,
+           work=train_task, after: list[str] = ()) -> int:
+    """Submit `tasks` (`submit`); with `wait`, block until they end; the exit code."""
+    jobs = submit(study, tasks, launcher, work, after)
+    return wait_for(jobs, tasks) if wait else 0
+
+
+def submit(study: str, tasks: list[list[PlannedRun]], launcher: dict, work=train_task,
+           after: list[str] = ()) -> list:
+    """Submit `tasks` as array jobs doing `work` (training, or a `ScoreTask`), starting
+    after the jobs `after` if any; the submitted jobs."""
     if shutil.which("sbatch") is None:
         raise DisbenchError("launcher=slurm needs SLURM's sbatch, which is not on this machine's "
                             "PATH; run on a cluster login node, or use launcher=local")
     results = tasks[0][0].run_dir.path.parents[1]
     folder = slurm_folder(results, study, launcher)
     folder.mkdir(parents=True, exist_ok=True)
-    executor = _executor(folder, study, launcher)
-    task = SweepTask(int(launcher["cpus_per_task"]))
+    scoring = work is not train_task
+    executor = _executor(folder, f"disbench-{'eval-' if scoring else ''}{study}", launcher,
+                         after)
+    task = SweepTask(int(launcher["cpus_per_task"]), work)
     size = int(launcher["max_array_size"])
     jobs = []
     for start in range(0, len(tasks), size):
         chunk = tasks[start:start + size]
         try:
-            submitted = executor.map_array(
-                task, [[r.overrides for r in t] for t in chunk],
-                [[str(r.run_dir.path / "train.log") for r in t] for t in chunk])
+            submitted = executor.map_array(task, chunk)
         except Exception as err:  # sbatch refused: undo what this sweep already submitted
             if jobs:
                 subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], check=False)
@@ -102,12 +121,21 @@ def launch(study: str, tasks: list[list[PlannedRun]], launcher: dict, wait: bool
                                 f"{json.dumps(launcher)}") from None
         _record(jobs_record(results, study), folder, submitted, chunk)
         jobs += submitted
-    arrays = sorted({j.job_id.split("_")[0] for j in jobs})
+    arrays = array_ids(jobs)
     runs = sum(len(t) for t in tasks)
-    print(f"submitted {runs} runs as {len(jobs)} tasks in {len(arrays)} array job(s): "
-          f"{', '.join(arrays)}; logs in {folder}; follow with `disbench status {study}`")
-    if not wait:
-        return 0
+    print(f"submitted {runs} runs {'to score ' if scoring else ''}as {len(jobs)} tasks in "
+          f"{len(arrays)} array job(s): {', '.join(arrays)}"
+          + (f" (starting after {', '.join(after)})" if after else "")
+          + f"; logs in {folder}; follow with `disbench status {study}`")
+    return jobs
+
+
+def array_ids(jobs: list) -> list[str]:
+    return sorted({j.job_id.split("_")[0] for j in jobs})
+
+
+def wait_for(jobs: list, tasks: list[list[PlannedRun]]) -> int:
+    """Wait for the jobs, print a summary; 1 if a run failed."""
     states: Counter = Counter()
     for job, task_runs in zip(jobs, tasks):
         try:

@@ -51,6 +51,7 @@ class PlannedRun:
     # runs with the same key may train as one pack (launcher.pack); None: solo only
     pack_key: str | None = None
     accelerator: str = "auto"
+    deferred: bool = False  # eval.defer: scored later by `disbench eval`
 
 
 def pack_key(cfg: dict) -> str | None:
@@ -252,5 +253,6 @@ def plan(name_or_path: str, cli_overrides: list[str] = ()) -> tuple[str, list[Pl
                 keys[setting] = pack_key(cfg)
             runs.append(PlannedRun(overrides, rid, cfg["model"]["name"], cfg["data"]["name"],
                                    store.run_dir_for(cfg["paths"]["results"], study, rid),
-                                   keys[setting], cfg["trainer"]["accelerator"]))
+                                   keys[setting], cfg["trainer"]["accelerator"],
+                                   bool(cfg["eval"].get("defer"))))
     return study, runs

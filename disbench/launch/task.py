@@ -1,12 +1,16 @@
-"""One sweep task: compose a run's overrides and call the same `run` as `disbench train`;
-or, for a pack (`launcher.pack`), several runs' overrides and `run_pack`."""
+"""One task of a launcher: a sweep task composes a run's overrides and calls the same
+`run` as `disbench train` (or, for a pack, `launcher.pack`, several runs' overrides and
+`run_pack`); a scoring task scores runs as `disbench eval` does."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from disbench.launch.sweep import PlannedRun
 
 
 def execute(overrides: tuple[str, ...], log_path: str | None = None,
@@ -16,6 +20,58 @@ def execute(overrides: tuple[str, ...], log_path: str | None = None,
     from disbench.train.run import run
 
     return _train([overrides], log_path, threads, lambda cfgs: [run(cfgs[0])])[0]
+
+
+def train_task(task: list[PlannedRun], threads: int | None = None) -> list[tuple[str, str]]:
+    """A sweep task as the launchers call it: train the task's run (or pack of runs)."""
+    return execute_task([r.overrides for r in task],
+                        [str(r.run_dir.path / "train.log") for r in task], threads)
+
+
+@dataclass(frozen=True)
+class ScoreTask:
+    """A scoring task as the launchers call it (`disbench eval ... launcher=...`): score
+    each run of the task with `disbench eval`'s `score_run`, the output in its eval.log;
+    `settings` is an `eval=` value (None: a trained run's own settings)."""
+
+    settings: str | None = None
+    device: str = "auto"
+    force: bool = False
+    data: str | None = None  # the data directory (None: $DISBENCH_DATA, else the run's)
+    # what the local launcher says when it is stopped
+    command = "disbench eval"
+    resumes = "are scored again"
+
+    def __call__(self, task: list[PlannedRun], threads: int | None = None
+                 ) -> list[tuple[str, str]]:
+        import torch
+
+        from disbench.errors import warnings_as_lines
+        from disbench.metrics.cli import _Datasets, load_settings, score_run
+        from disbench.metrics.evaluate import resolve_device
+
+        warnings_as_lines()
+        if threads:
+            torch.set_num_threads(threads)
+        results = []
+        try:
+            settings = load_settings(self.settings) if self.settings else None
+            device = resolve_device(self.device)
+            datasets = _Datasets(None if self.data is None else Path(self.data))
+            for run in task:
+                with open(run.run_dir.path / "eval.log", "a") as log, \
+                        contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                    os.environ["TQDM_DISABLE"] = "1"
+                    try:
+                        state, message = score_run(run.run_dir.path, settings, datasets,
+                                                   device, self.force)
+                    except Exception as err:  # noqa: BLE001 - a result, the task goes on
+                        state, message = "failed", f"{type(err).__name__}: {err}"
+                    print(message, flush=True)
+                results.append((state, message))
+        finally:
+            _stop_joblib_workers()
+        return results
 
 
 def execute_task(overrides: list[tuple[str, ...]], log_paths: list[str],

@@ -4,9 +4,10 @@ For every run trained with ``eval.defer=true`` (state ``trained``), and every co
 run whose ``metrics.json`` lacks scores for the requested eval settings (or every
 completed run, with ``--force``), rebuild the model and the dataset from
 ``config.yaml``, load ``checkpoints/last.ckpt``, score it with ``score_model`` and
-rewrite ``metrics.json`` atomically, keeping its ``train`` entry. A trained run is
-scored with its own eval settings unless ``eval=`` is given, under its claim (each run
-scored once, whoever else is scoring the study), and only then recorded completed.
+rewrite ``metrics.json`` atomically, keeping its ``train`` entry. Without ``eval=``,
+each run is scored with its own config's eval settings (locatello for a run trained
+with ``eval=none``). A trained run is scored under its claim (each run scored once,
+whoever else is scoring the study), and only then recorded completed.
 
 Safe beside training: runs still training are never touched, and a completed run's
 ``status.json`` is never written. Resumable: each run's scores are written as soon as
@@ -27,7 +28,8 @@ from pathlib import Path
 from disbench.errors import DisbenchError
 from disbench.metrics.utils import MetricInputError
 
-USAGE = "disbench eval RUN_DIR|STUDY_DIR [eval=NAME|PATH.yaml] [--force] [--device DEVICE]"
+USAGE = ("disbench eval RUN_DIR|STUDY_DIR [eval=NAME|PATH.yaml] [launcher=local|slurm "
+         "launcher.KEY=VALUE ...] [--force] [--device DEVICE] [--wait]")
 HEADLINE = ("beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
             "dci.disentanglement", "sap.sap")
 
@@ -43,8 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("path", type=Path, help="a run directory, or a study directory of runs")
     parser.add_argument("settings", nargs="*", metavar="eval=NAME",
                         help="eval settings: a preset (locatello, fast) or a .yaml file "
-                             "(default: a trained run's own settings; locatello for a "
-                             "completed run)")
+                             "(default: each run's own settings; locatello for a run "
+                             "trained with eval=none); launcher=local|slurm and launcher.KEY=VALUE "
+                             "score the runs as tasks of that launcher (default: one after "
+                             "another in this process)")
+    parser.add_argument("--wait", action="store_true", help="slurm: block until the jobs end")
     parser.add_argument("--force", action="store_true",
                         help="score every completed run again, even if already scored")
     parser.add_argument("--device", default="auto",
@@ -160,8 +165,8 @@ def load_model(cfg, run_dir: Path, observation_shape):
 
 def score_run(run_dir: Path, settings: dict | None, datasets: _Datasets, device, force: bool
               ) -> tuple[str, str]:
-    """Score one run if needed, with `settings` (None: a trained run's own, locatello for a
-    completed run). Returns (outcome, message); outcome is ``scored``, ``already scored``,
+    """Score one run if needed, with `settings` (None: the run's own, `own_settings`).
+    Returns (outcome, message); outcome is ``scored``, ``already scored``,
     ``busy`` (another process is scoring it) or ``not completed``."""
     from disbench import store
 
@@ -171,8 +176,8 @@ def score_run(run_dir: Path, settings: dict | None, datasets: _Datasets, device,
         return _score_trained(run, settings, datasets, device)
     if state != store.COMPLETED:
         return "not completed", f"skipped {run_dir.name}: not completed (state {state})"
-    settings = settings or load_settings("locatello")
     cfg = run.read_config()
+    settings = settings or own_settings(cfg)
     try:
         metrics = store.read_json(run.metrics)
     except json.JSONDecodeError:
@@ -182,12 +187,20 @@ def score_run(run_dir: Path, settings: dict | None, datasets: _Datasets, device,
     return "scored", _score(run, cfg, settings, datasets, device)
 
 
-def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> tuple[str, str]:
-    """Score a run trained with its scoring deferred, under its claim; record it completed."""
+def own_settings(cfg) -> dict:
+    """The eval settings of the run's own config; locatello's for a run trained with
+    eval=none (or stored before its config held eval settings)."""
     from omegaconf import OmegaConf
 
-    from disbench import store
     from disbench.metrics.evaluate import resolve_settings
+
+    own = OmegaConf.to_container(cfg, resolve=True).get("eval") or {"name": "none"}
+    return load_settings("locatello") if own.get("name") == "none" else resolve_settings(own)
+
+
+def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> tuple[str, str]:
+    """Score a run trained with its scoring deferred, under its claim; record it completed."""
+    from disbench import store
 
     if not run.try_claim():
         owner = run.claim_owner() or {}
@@ -197,7 +210,7 @@ def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> t
         if run.state != store.TRAINED:  # scored by another process since the first look
             return "already scored", f"skipped {run.path.name}: already scored"
         cfg = run.read_config()
-        settings = settings or resolve_settings(OmegaConf.to_container(cfg.eval, resolve=True))
+        settings = settings or own_settings(cfg)
         message = _score(run, cfg, settings, datasets, device)
         run.update_status(state=store.COMPLETED, scored_at=time.time())
         return "scored", message
@@ -231,12 +244,23 @@ def main(argv: list[str]) -> int:
             args = _parser().parse_args(argv)
         except SystemExit as exit_:  # --help
             return int(exit_.code or 0)
-        spec = _settings_arg(args.settings)
+        launcher_args = [a for a in args.settings if a.startswith("launcher")]
+        spec = _settings_arg([a for a in args.settings if not a.startswith("launcher")])
         settings = load_settings(spec) if spec else None
         from disbench.metrics.evaluate import resolve_device
 
         device = resolve_device(args.device)
         runs = find_runs(args.path)
+        if launcher_args:
+            from disbench.launch.cli import launcher_config
+            from disbench.launch.task import ScoreTask
+
+            launcher, _ = launcher_config(launcher_args)
+            work = ScoreTask(spec, args.device, args.force,
+                             None if args.data is None else str(args.data))
+            todo = [run for run in runs if needs_scoring(run, settings, args.force)]
+            print(f"{len(todo)} of {len(runs)} run(s) to score")
+            return launch_scoring(todo, launcher, work, args.wait)
     except DisbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -252,7 +276,7 @@ def main(argv: list[str]) -> int:
         counts[outcome] += 1
         if outcome == "scored" or len(runs) == 1:
             print(message, flush=True)
-    label = settings["name"] if settings else "(a trained run's own; locatello otherwise)"
+    label = settings["name"] if settings else "(each run's own; locatello for eval=none)"
     print(f"eval={label}: "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "busy")
           + (" (skipped)" if counts["not completed"] else ""), flush=True)
@@ -261,3 +285,48 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def needs_scoring(run_dir: Path, settings: dict | None, force: bool) -> bool:
+    """Whether `score_run` would score the run: trained with its scoring deferred, or
+    completed without scores for `settings` (locatello when None), or with `force`."""
+    from disbench import store
+
+    run = store.RunDir(run_dir)
+    try:
+        state = run.state
+        if state == store.TRAINED:
+            return True
+        if state != store.COMPLETED:
+            return False
+        if force:
+            return True
+        cfg = run.read_config()
+        expected = {**(settings or own_settings(cfg)), "seed": int(cfg.seed)}
+        return not is_scored(store.read_json(run.metrics), expected)
+    except (DisbenchError, ValueError):  # unreadable: scoring it will say what is wrong
+        return True
+
+
+def launch_scoring(run_dirs: list[Path], launcher: dict, work, wait: bool = False,
+                   after: list[str] = ()) -> int:
+    """Score `run_dirs` as tasks of `launcher` (one run per task), doing `work` (a
+    `ScoreTask`); SLURM tasks start after the jobs `after`. The exit code."""
+    from disbench import store
+    from disbench.interrupt import Interrupted
+    from disbench.launch import local
+    from disbench.launch.sweep import PlannedRun
+
+    if not run_dirs:
+        return 0
+    tasks = [[PlannedRun((), path.name, "", "", store.RunDir(path))] for path in run_dirs]
+    if launcher["name"] == "local":
+        try:
+            counts = local.launch(tasks, launcher.get("workers"), work)
+        except Interrupted as stop:
+            return stop.exit_code
+        return 1 if counts.get("failed") else 0
+    from disbench.launch import slurm
+
+    return slurm.launch(run_dirs[0].parent.name, tasks, slurm.scoring_launcher(launcher),
+                        wait=wait, work=work, after=after)
