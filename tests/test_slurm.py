@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -60,6 +61,27 @@ def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir):
     assert "submitted" not in again.stdout
     status = settled_status(tmp_path, "smoke", data_dir)
     assert "SLURM tasks: COMPLETED 4" in status.stdout
+
+
+def test_deferred_sweep_is_scored_by_tasks_that_start_after_training(tmp_path, data_dir):
+    """eval.defer=true --then-eval: training tasks end "trained"; scoring tasks (SLURM's
+    dependency afterany on the training array) score them and record them completed."""
+    spec = tmp_path / "deferred.yaml"
+    spec.write_text("study: deferred\ngrid:\n  data: dsprites_procedural\n  model: betavae\n"
+                    "blocks:\n  - seed: [0, 1]\n"
+                    "overrides: [trainer=smoke, eval=tiny, eval.defer=true, "
+                    "\"+eval.representations.mean=[mig]\", \"+eval.representations.sampled=[]\", "
+                    f"\"hydra.searchpath=[file://{Path(__file__).parent / 'conf'}]\"]\n")
+    out = disbench(["sweep", str(spec), *LAUNCHER, "--then-eval", "--wait"], tmp_path,
+                   data_dir)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "submitted 2 runs as 2 tasks in 1 array job(s)" in out.stdout
+    assert "submitted 2 runs to score as 2 tasks in 1 array job(s)" in out.stdout
+    assert "(starting after " in out.stdout and "summary: 2 scored" in out.stdout
+    for name, status in statuses(tmp_path, "deferred").items():
+        assert status["state"] == "completed" and status["trained_at"] < status["scored_at"]
+        metrics = json.loads((tmp_path / "deferred" / name / "metrics.json").read_text())
+        assert metrics["eval"]["name"] == "tiny" and set(metrics["mean"]) == {"mig.mig"}
 
 
 def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):

@@ -245,6 +245,7 @@ grid:
 blocks:
   - seed: [0, 1]
 overrides: [trainer=smoke, "arch.name=tests.models.tiny:Tiny", eval=tiny, eval.defer=true,
+            "+eval.representations.mean=[mig]", "+eval.representations.sampled=[]",
             "hydra.searchpath=[file://{conf}]"]
 """
 
@@ -274,7 +275,7 @@ def test_then_eval_scores_the_runs_a_deferred_sweep_trained(tmp_path, data_dir, 
             "scored_at" in status
         run = tmp_path / "deferred" / name
         metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["eval"]["name"] == "tiny" and "dci.disentanglement" in metrics["mean"]
+        assert metrics["eval"]["name"] == "tiny" and set(metrics["mean"]) == {"mig.mig"}
         assert "scored " in (run / "eval.log").read_text()
     again = in_process(["eval", str(tmp_path / "deferred"), "launcher=local"])
     assert again.returncode == 0 and "0 of 2 run(s) to score" in again.stdout
