@@ -226,7 +226,8 @@ def _score(run, cfg, settings: dict, datasets: _Datasets, device) -> str:
     start = time.perf_counter()
     dataset = datasets.get(cfg)
     model = load_model(cfg, run.path, dataset.observation_shape)
-    scores = score_model(model, dataset, settings, seed=int(cfg.seed), device=device)
+    scores = score_model(model, dataset, settings, seed=int(cfg.seed), device=device,
+                         progress=os.environ.get("TQDM_DISABLE") != "1")
     # read again: keep the newest train entry
     try:
         current = store.read_json(run.metrics) or {}

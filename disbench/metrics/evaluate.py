@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import sys
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from disbench.metrics.beta_vae import compute_beta_vae
 from disbench.metrics.dci import compute_dci
@@ -337,11 +339,14 @@ def _use_table(dataset, factor_sizes, encode_once: bool | None) -> bool:
 
 def _run_metrics(dataset, representation: Representation, table: CodeTable | None,
                  stats: EncodeStats, names: list[str], settings: dict, seed: int, sampled: bool,
-                 batch_size: int, n_jobs: int | None, timings: dict | None) -> dict[str, float]:
+                 batch_size: int, n_jobs: int | None, timings: dict | None,
+                 bar=None) -> dict[str, float]:
     sampler = CodeSampler(dataset, representation, sampled=sampled, table=table,
                           batch_size=batch_size, stats=stats)
     results: dict[str, float] = {}
     for name in names:
+        if bar is not None:  # a tqdm bar over the suite: which metric is running
+            bar.set_description_str(f"scoring {name} ({'sampled' if sampled else 'mean'})")
         start, encode_before = time.perf_counter(), stats.seconds
         try:
             # One BLAS thread: the classifiers work on small matrices (N x D codes), where
@@ -358,6 +363,8 @@ def _run_metrics(dataset, representation: Representation, table: CodeTable | Non
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
             timings[f"{name}.encode"] = (timings.get(f"{name}.encode", 0.0)
                                          + stats.seconds - encode_before)
+        if bar is not None:
+            bar.update()
     return results
 
 
@@ -442,7 +449,8 @@ def resolve_device(device=None):
 
 def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None, *,
                 batch_size: int | None = None, n_jobs: int | None = -1,
-                encode_once: bool | None = None, timings: dict | None = None) -> dict:
+                encode_once: bool | None = None, timings: dict | None = None,
+                progress: bool = False) -> dict:
     """Score a trained model (``model.encode(x) -> (mean, log_var)``) with the suite.
 
     The settings' ``representations`` name the metrics computed on the mean
@@ -467,6 +475,8 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         n_jobs, encode_once: as for ``evaluate``.
         timings: if given, filled as by ``evaluate`` for the mean representation, with the
             sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both.
+        progress: show a progress bar on stderr, one step per metric and representation,
+            naming the metric that is running.
 
     Returns:
         ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "eval": settings}``
@@ -488,6 +498,9 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
     original_device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval().to(device)
+    passes = {r: representation_metrics(settings, r) for r in REPRESENTATIONS}
+    bar = tqdm(total=sum(map(len, passes.values())), unit="metric", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
     try:
         rep = Representation(model_representation(model, device))
         stats = EncodeStats()
@@ -496,19 +509,19 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
             table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)
         eval_seed = evaluation_seed(settings, seed)
         scores = {}
-        for representation in REPRESENTATIONS:
-            names = representation_metrics(settings, representation)
+        for representation, names in passes.items():
             sampled = representation == "sampled"
             pass_timings = timings
             if sampled and timings is not None:
                 pass_timings = timings.setdefault("sampled", {})
             scores[representation] = {} if not names else _run_metrics(
                 dataset, rep, table, stats, names, settings, eval_seed, sampled, batch_size,
-                n_jobs, pass_timings)
+                n_jobs, pass_timings, bar)
         if timings is not None:  # both representations
             timings["encode"] = stats.seconds
             timings["num_encoded"] = stats.num_encoded
     finally:
+        bar.close()
         model.to(original_device).train(was_training)
         stop_workers()
     return {**scores, "eval": {**settings, "seed": seed}}

@@ -234,7 +234,8 @@ def evaluate(cfg: DictConfig, model: models.Objective, dataset, device) -> dict:
         return {"eval": eval_cfg}
     from disbench.metrics.evaluate import score_model
 
-    return score_model(model, dataset, eval_cfg, seed=cfg.seed, device=device)
+    return score_model(model, dataset, eval_cfg, seed=cfg.seed, device=device,
+                       progress=bool(cfg.trainer.progress_bar))
 
 
 def _previous_status(rd: store.RunDir) -> dict:

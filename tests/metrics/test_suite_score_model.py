@@ -42,6 +42,21 @@ def test_scores_mean_and_sampled_and_records_the_settings():
     assert on_the_fly == {k: out["mean"][k] for k in on_the_fly}
 
 
+def test_progress_names_each_metric_as_it_runs(capsys):
+    settings = {**TINY, "representations": {"mean": ["mig", "sap"],
+                                            "sampled": ["unsupervised"]}}
+    quiet = score_model(tiny_model(), tiny_grid(), settings, seed=7, device="cpu", n_jobs=1)
+    assert capsys.readouterr().err == ""
+    shown = score_model(tiny_model(), tiny_grid(), settings, seed=7, device="cpu", n_jobs=1,
+                        progress=True)
+    err = capsys.readouterr().err
+    assert shown == quiet
+    for running in ("scoring mig (mean)", "scoring sap (mean)",
+                    "scoring unsupervised (sampled)"):
+        assert running in err
+    assert "3/3" in err and err.index("scoring mig") < err.index("scoring sap")
+
+
 # the cheap metrics (no gradient-boosted trees)
 QUICK = ["beta_vae", "factor_vae", "mig", "sap", "modularity", "irs", "unsupervised"]
 
