@@ -47,7 +47,7 @@ class ScoreTask:
         import torch
 
         from disbench.errors import warnings_as_lines
-        from disbench.metrics.cli import _Datasets, load_settings, score_run
+        from disbench.metrics.cli import Datasets, load_settings, score_run
         from disbench.metrics.evaluate import resolve_device
 
         warnings_as_lines()
@@ -57,7 +57,7 @@ class ScoreTask:
         try:
             settings = load_settings(self.settings) if self.settings else None
             device = resolve_device(self.device)
-            datasets = _Datasets(None if self.data is None else Path(self.data))
+            datasets = Datasets(None if self.data is None else Path(self.data))
             for run in task:
                 with open(run.run_dir.path / "eval.log", "a") as log, \
                         contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):

@@ -116,7 +116,7 @@ def is_scored(metrics: dict | None, expected_eval: dict) -> bool:
         and _normalised(metrics.get("eval")) == _normalised(expected_eval)
 
 
-class _Datasets:
+class Datasets:
     """Datasets loaded so far, by their data config: a study shares a few."""
 
     def __init__(self, data_dir: Path | None):
@@ -163,7 +163,7 @@ def load_model(cfg, run_dir: Path, observation_shape):
     return model
 
 
-def score_run(run_dir: Path, settings: dict | None, datasets: _Datasets, device, force: bool
+def score_run(run_dir: Path, settings: dict | None, datasets: Datasets, device, force: bool
               ) -> tuple[str, str]:
     """Score one run if needed, with `settings` (None: the run's own, `own_settings`).
     Returns (outcome, message); outcome is ``scored``, ``already scored``,
@@ -198,7 +198,7 @@ def own_settings(cfg) -> dict:
     return load_settings("locatello") if own.get("name") == "none" else resolve_settings(own)
 
 
-def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> tuple[str, str]:
+def _score_trained(run, settings: dict | None, datasets: Datasets, device) -> tuple[str, str]:
     """Score a run trained with its scoring deferred, under its claim; record it completed."""
     from disbench import store
 
@@ -218,7 +218,7 @@ def _score_trained(run, settings: dict | None, datasets: _Datasets, device) -> t
         run.release_claim()
 
 
-def _score(run, cfg, settings: dict, datasets: _Datasets, device) -> str:
+def _score(run, cfg, settings: dict, datasets: Datasets, device) -> str:
     """Score the run's model and write metrics.json (keeping its train entry)."""
     from disbench import store
     from disbench.metrics.evaluate import score_model
@@ -265,7 +265,7 @@ def main(argv: list[str]) -> int:
     except DisbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    datasets = _Datasets(args.data)
+    datasets = Datasets(args.data)
     counts = {"scored": 0, "already scored": 0, "busy": 0, "not completed": 0, "failed": 0}
     for run_dir in runs:
         try:
