@@ -116,7 +116,6 @@ def then_eval(runs, launcher: dict, after: list[str] = (), wait: bool = False,
               pending: set[str] = frozenset()) -> int:
     """`--then-eval`: score the sweep's trained runs (and, after the jobs `after`, the ones
     still to train) through the launcher, as `disbench eval` does."""
-    from disbench.launch.state import run_state
     from disbench.launch.task import ScoreTask
     from disbench.metrics.cli import launch_scoring
 

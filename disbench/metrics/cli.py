@@ -176,15 +176,24 @@ def score_run(run_dir: Path, settings: dict | None, datasets: Datasets, device, 
         return _score_trained(run, settings, datasets, device)
     if state != store.COMPLETED:
         return "not completed", f"skipped {run_dir.name}: not completed (state {state})"
+    unscored, cfg, settings = _lacks_scores(run, settings, force)
+    if not unscored:
+        return "already scored", f"skipped {run_dir.name}: already scored"
+    return "scored", _score(run, cfg, settings, datasets, device)
+
+
+def _lacks_scores(run, settings: dict | None, force: bool) -> tuple[bool, object, dict]:
+    """Whether a completed run is to be scored (it lacks scores for `settings`, None: its
+    own, or `force`), with its config and those settings."""
+    from disbench import store
+
     cfg = run.read_config()
     settings = settings or own_settings(cfg)
     try:
         metrics = store.read_json(run.metrics)
     except json.JSONDecodeError:
         metrics = None
-    if not force and is_scored(metrics, {**settings, "seed": int(cfg.seed)}):
-        return "already scored", f"skipped {run_dir.name}: already scored"
-    return "scored", _score(run, cfg, settings, datasets, device)
+    return force or not is_scored(metrics, {**settings, "seed": int(cfg.seed)}), cfg, settings
 
 
 def own_settings(cfg) -> dict:
@@ -290,21 +299,15 @@ def main(argv: list[str]) -> int:
 
 def needs_scoring(run_dir: Path, settings: dict | None, force: bool) -> bool:
     """Whether `score_run` would score the run: trained with its scoring deferred, or
-    completed without scores for `settings` (locatello when None), or with `force`."""
+    completed and lacking scores (`_lacks_scores`)."""
     from disbench import store
 
     run = store.RunDir(run_dir)
     try:
         state = run.state
-        if state == store.TRAINED:
-            return True
         if state != store.COMPLETED:
-            return False
-        if force:
-            return True
-        cfg = run.read_config()
-        expected = {**(settings or own_settings(cfg)), "seed": int(cfg.seed)}
-        return not is_scored(store.read_json(run.metrics), expected)
+            return state == store.TRAINED
+        return _lacks_scores(run, settings, force)[0]
     except (DisbenchError, ValueError):  # unreadable: scoring it will say what is wrong
         return True
 
