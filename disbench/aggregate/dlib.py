@@ -378,6 +378,7 @@ def _model_row(records: list[dict], study: str, path: Path) -> dict | Skipped:
         "duration_s": float(elapsed) if _is_number(elapsed) else None,
         "eval_settings": SOURCE if settings else None,
         "eval_key": eval_key(settings),
+        "eval_boosting": "sklearn" if settings else None,
     })
     row.update(_train_terms(train))
     row.update(scores)

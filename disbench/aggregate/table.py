@@ -8,8 +8,10 @@ Columns (docs/results-format.md, "The aggregated table"), in this order:
   hyperparameter the study sweeps), then ``hp.<name>`` for every hyperparameter;
 - status: ``state``, ``step``, ``attempts``, ``device``, ``host``;
 - timings: ``started_at``, ``finished_at``, ``duration_s`` (Unix times, seconds);
-- evaluation settings: ``eval_settings`` (the preset's name) and ``eval_key`` (a hash of
-  the complete settings but the seed: two runs are comparable when their keys are equal);
+- evaluation settings: ``eval_settings`` (the preset's name), ``eval_key`` (a hash of
+  the complete settings but the seed: two runs are comparable when their keys are equal)
+  and ``eval_boosting`` (the gradient-boosted trees behind DCI and the downstream task:
+  ``sklearn``, the reference's, or ``fast``);
 - ``train.<term>``: the loss terms at the last step;
 - ``mean.<metric>.<score>`` and ``sampled.<metric>.<score>``: the metric scores on the
   mean and the sampled representation.
@@ -40,7 +42,7 @@ IDENTITY = ["source", "study", "run_id", "model", "dataset", "data_source", "see
             "latent_dim", "max_steps", "batch_size", "lr", "strength_name", "strength"]
 STATUS = ["state", "step", "attempts", "device", "host"]
 TIMINGS = ["started_at", "finished_at", "duration_s"]
-EVAL = ["eval_settings", "eval_key"]
+EVAL = ["eval_settings", "eval_key", "eval_boosting"]
 PREFIXES = ("hp.", "train.", "mean.", "sampled.")
 
 
@@ -63,11 +65,21 @@ class Aggregate:
 def eval_key(settings: dict | None) -> str | None:
     """A short hash of complete evaluation settings. The seed is left out: each run is
     scored with its own seed (its training seed), as part of what varies between runs."""
+    from disbench.metrics.evaluate import as_recorded_today
+
     if not settings:
         return None
-    settings = {k: v for k, v in settings.items() if k != "seed"}
+    settings = {k: v for k, v in as_recorded_today(settings).items() if k != "seed"}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def boosting_of(settings: dict | None) -> str | None:
+    """Which gradient-boosted trees scored DCI and the downstream task (``sklearn`` for
+    scores stored before the setting existed)."""
+    from disbench.metrics.evaluate import as_recorded_today
+
+    return as_recorded_today(settings)["boosting"] if settings else None
 
 
 @functools.cache
@@ -124,6 +136,7 @@ def run_row(status: dict, metrics: dict) -> dict:
         "duration_s": status.get("duration_s"),
         "eval_settings": settings.get("name") if scored else None,
         "eval_key": eval_key(settings) if scored else None,
+        "eval_boosting": boosting_of(settings) if scored else None,
     }
     row.update({f"hp.{k}": _number(v) for k, v in model.items()})
     for part in ("train", "mean", "sampled"):

@@ -3,7 +3,9 @@
 Eastwood & Williams (2018), "A Framework for the Quantitative Evaluation of
 Disentangled Representations", ICLR, Section 2. Estimator as in disentanglement_lib
 ``evaluation/metrics/dci.py``: importances from one gradient-boosted-trees classifier
-per factor, informativeness as classification accuracy.
+per factor, informativeness as classification accuracy. The classifier is
+scikit-learn's, or the same algorithm grown by LightGBM (``boosting="fast"``,
+``disbench.metrics.boosting``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import warnings
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.ensemble import GradientBoostingClassifier
 
+from disbench.metrics.boosting import check_boosting, make_boosting
 from disbench.metrics.utils import (
     MetricInputError,
     MetricWarning,
@@ -96,12 +98,13 @@ def completeness_from_importance(importance: np.ndarray) -> float:
 
 
 def _fit_factor(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+    boosting: str,
 ) -> tuple[np.ndarray, float, float]:
     # Default hyper-parameters as disentanglement_lib. random_state is fixed because the
     # tree builder randomly permutes features and so breaks ties between equally good
     # splits (e.g. duplicated codes) at random; the reference leaves it unset.
-    model = GradientBoostingClassifier(random_state=0)
+    model = make_boosting(boosting)
     model.fit(x_train, y_train)
     importance = np.abs(model.feature_importances_)
     acc_train = float(np.mean(model.predict(x_train) == y_train))
@@ -115,12 +118,14 @@ def compute_dci(
     codes_test: np.ndarray,
     factors_test: np.ndarray,
     n_jobs: int | None = -1,
+    boosting: str = "sklearn",
 ) -> dict[str, float]:
     """DCI disentanglement, completeness and informativeness of a representation.
 
     For each factor a ``GradientBoostingClassifier`` (sklearn defaults,
-    ``random_state=0``) is fit on ``codes_train``; its absolute feature importances form
-    one column of the (D, K) importance matrix (see
+    ``random_state=0``; ``boosting="fast"``: the same algorithm on LightGBM's tree
+    learner, ``disbench.metrics.boosting``) is fit on ``codes_train``; its absolute
+    feature importances form one column of the (D, K) importance matrix (see
     ``disentanglement_from_importance`` / ``completeness_from_importance``).
     Informativeness is the accuracy, averaged over factors, on the train and test
     sets (as disentanglement_lib; the paper uses a prediction error).
@@ -130,6 +135,7 @@ def compute_dci(
         factors_train, factors_test: (N, K) integer factor classes.
         n_jobs: joblib workers for the per-factor classifiers (-1: all cores). The
             result does not depend on it.
+        boosting: ``"sklearn"`` (the reference's estimator) or ``"fast"``.
 
     Returns:
         ``{"disentanglement", "completeness", "informativeness_train",
@@ -138,6 +144,7 @@ def compute_dci(
     Factors constant on the training set are skipped with a ``MetricWarning``; a test
     class unseen in training is scored as misclassified (with a ``MetricWarning``).
     """
+    check_boosting(boosting, f"{METRIC}: boosting")
     codes_train, factors_train, codes_test, factors_test = check_train_test(
         codes_train, factors_train, codes_test, factors_test, METRIC
     )
@@ -148,7 +155,8 @@ def compute_dci(
     num_factors = factors_train.shape[1]
     workers = max(1, min(effective_n_jobs(n_jobs), num_factors))
     results = Parallel(n_jobs=workers)(
-        delayed(_fit_factor)(codes_train, factors_train[:, j], codes_test, factors_test[:, j])
+        delayed(_fit_factor)(codes_train, factors_train[:, j], codes_test, factors_test[:, j],
+                             boosting)
         for j in range(num_factors)
     )
     importance = np.stack([r[0] for r in results], axis=1)  # (D, K)

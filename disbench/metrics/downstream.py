@@ -13,7 +13,9 @@ learning?"). Estimator as in disentanglement_lib
   ``OneVsRestClassifier(LogisticRegressionCV(...))``; the folds are not shuffled;
 * ``gbt``: ``GradientBoostingClassifier()`` (the reference's
   ``gradient_boosting_classifier``) with ``random_state=0``: the reference leaves it
-  unset, so its trees break ties between equally good splits at random.
+  unset, so its trees break ties between equally good splits at random. With
+  ``boosting="fast"`` the same algorithm grown by LightGBM
+  (``disbench.metrics.boosting``).
 
 For each training size n (10, 100, 1,000 and 10,000 in the study) n training and
 ``num_test`` test points are drawn, and one predictor per factor predicts the factor's
@@ -35,36 +37,37 @@ import warnings
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import KFold
 from sklearn.multiclass import OneVsRestClassifier
 
+from disbench.metrics.boosting import check_boosting, make_boosting
 from disbench.metrics.utils import MetricInputError
 
 METRIC = "Downstream task"
 PREDICTORS = ("logreg", "gbt")
 
 
-def make_predictor(kind: str):
-    """A fresh, unfitted predictor: ``"logreg"`` or ``"gbt"`` (see the module docstring)."""
+def make_predictor(kind: str, boosting: str = "sklearn"):
+    """A fresh, unfitted predictor: ``"logreg"`` or ``"gbt"`` (see the module docstring);
+    ``boosting`` picks the gradient-boosted trees' build (``"sklearn"`` or ``"fast"``)."""
     if kind == "logreg":
         return OneVsRestClassifier(LogisticRegressionCV(
             Cs=10, cv=KFold(n_splits=5), l1_ratios=(0.0,), scoring="accuracy",
             use_legacy_attributes=False))
     if kind == "gbt":
-        return GradientBoostingClassifier(random_state=0)
+        return make_boosting(boosting)
     raise MetricInputError(f"{METRIC}: unknown predictor {kind!r}; valid: "
                            f"{', '.join(PREDICTORS)}.")
 
 
 def _fit_predict(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 y_test: np.ndarray) -> tuple[float, float]:
+                 y_test: np.ndarray, boosting: str) -> tuple[float, float]:
     classes = np.unique(y_train)
     if classes.size == 1:
         return float(np.mean(y_train == classes[0])), float(np.mean(y_test == classes[0]))
-    model = make_predictor(kind)
+    model = make_predictor(kind, boosting)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x_train, y_train)
@@ -74,10 +77,11 @@ def _fit_predict(kind: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np
 
 def downstream_scores(codes_train: np.ndarray, factors_train: np.ndarray,
                       codes_test: np.ndarray, factors_test: np.ndarray, prefix: str,
-                      predictors: tuple[str, ...] = PREDICTORS, n_jobs: int | None = -1
-                      ) -> dict[str, float]:
+                      predictors: tuple[str, ...] = PREDICTORS, n_jobs: int | None = -1,
+                      boosting: str = "sklearn") -> dict[str, float]:
     """Per-factor train/test accuracies of each predictor on given arrays; keys are
     prefixed ``{predictor}_{prefix}_`` (``prefix`` is the training size)."""
+    check_boosting(boosting, f"{METRIC}: boosting")
     for kind in predictors:
         make_predictor(kind)  # validates the name
     num_factors = factors_train.shape[1]
@@ -89,7 +93,7 @@ def downstream_scores(codes_train: np.ndarray, factors_train: np.ndarray,
     workers = max(1, min(effective_n_jobs(n_jobs), len(tasks)))
     done = Parallel(n_jobs=workers)(
         delayed(_fit_predict)(kind, codes_train, factors_train[:, j], codes_test,
-                              factors_test[:, j])
+                              factors_test[:, j], boosting)
         for kind, j in tasks
     )
     results = dict(zip(tasks, done))
@@ -112,7 +116,7 @@ def downstream_scores(codes_train: np.ndarray, factors_train: np.ndarray,
 def compute_downstream(sampler, rng: np.random.Generator,
                        num_train: tuple[int, ...] = (10, 100, 1000, 10000),
                        num_test: int = 5000, predictors: tuple[str, ...] = PREDICTORS,
-                       n_jobs: int | None = -1) -> dict[str, float]:
+                       n_jobs: int | None = -1, boosting: str = "sklearn") -> dict[str, float]:
     """Downstream accuracies of the representation behind ``sampler``.
 
     Args:
@@ -124,13 +128,15 @@ def compute_downstream(sampler, rng: np.random.Generator,
         predictors: any of ``"logreg"``, ``"gbt"``.
         n_jobs: joblib workers for the per-factor predictors (-1: all cores); the
             result does not depend on it.
+        boosting: the ``gbt`` predictor's build: ``"sklearn"`` (the reference's) or
+            ``"fast"`` (``disbench.metrics.boosting``).
     """
     scores: dict[str, float] = {}
     for n in num_train:
         factors_train, codes_train = sampler.sample(n, rng)
         factors_test, codes_test = sampler.sample(num_test, rng)
         scores.update(downstream_scores(codes_train, factors_train, codes_test, factors_test,
-                                        str(n), predictors, n_jobs))
+                                        str(n), predictors, n_jobs, boosting))
     return scores
 
 

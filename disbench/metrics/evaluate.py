@@ -10,14 +10,18 @@ every metric on both). See docs/metrics.md.
 
 Settings come from a preset in ``disbench/conf/eval/`` (``locatello``: the study's
 sample counts; ``fast``: fewer samples, same estimators) or from a dict, merged over
-the preset its ``name`` names (``locatello`` otherwise). Besides one section per
-metric they hold two suite-wide settings:
+the preset its ``name`` names (``locatello`` otherwise); ``locatello_fast`` is
+``locatello`` with ``boosting: fast``. Besides one section per metric they hold three
+suite-wide settings:
 
 * ``seed_from``: ``run`` (default) seeds the evaluation with the given seed (a trained
   run's own seed); ``study`` with the fixed ``STUDY_SEED``, so every model of a study
   is scored on the same points, as in the reference;
 * ``representations``: ``{"mean": ..., "sampled": ...}``, the metrics ``score_model``
-  computes on each representation, ``"all"`` or a list of metric names.
+  computes on each representation, ``"all"`` or a list of metric names;
+* ``boosting``: the gradient-boosted trees of DCI and the downstream task, ``sklearn``
+  (default: the reference's estimator) or ``fast`` (the same algorithm on LightGBM's
+  tree learner, ``disbench.metrics.boosting``).
 
 Randomness: each metric draws all its samples from one numpy ``Generator`` seeded
 with ``(seed, crc32(metric name))``, so the same seed gives the same values, and a
@@ -45,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from disbench.metrics.beta_vae import compute_beta_vae
+from disbench.metrics.boosting import check_boosting
 from disbench.metrics.dci import compute_dci
 from disbench.metrics.downstream import compute_downstream, stop_workers
 from disbench.metrics.factor_vae import compute_factor_vae
@@ -82,7 +87,7 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 METRICS = tuple(SCHEMA)
 # suite-wide settings (beside the metrics' sections), as in the presets
-SUITE_SETTINGS = ("seed_from", "representations")
+SUITE_SETTINGS = ("seed_from", "representations", "boosting")
 SEED_FROM = ("run", "study")  # the evaluation seed: the given (run's) seed, or STUDY_SEED
 STUDY_SEED = 0  # as the reference's master seed (bin/dlib_reproduce: RandomState(0))
 REPRESENTATIONS = ("mean", "sampled")
@@ -103,10 +108,16 @@ def _read_preset(name: str) -> dict:
 
 @functools.cache
 def _load_preset(path: Path) -> dict:
-    """A preset file, read once per process (a sweep's plan checks hundreds of settings)."""
+    """A preset file, read once per process (a sweep's plan checks hundreds of settings),
+    over the presets its Hydra ``defaults`` list names (``_self_`` last)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    preset = OmegaConf.load(path)
+    merged = OmegaConf.create()
+    for base in preset.pop("defaults", []):
+        if base != "_self_":
+            merged = OmegaConf.merge(merged, _load_preset(path.with_name(f"{base}.yaml")))
+    return OmegaConf.to_container(OmegaConf.merge(merged, preset), resolve=True)
 
 
 def _check_value(where: str, kind: str, value):
@@ -227,6 +238,8 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     settings["representations"] = _check_representations(
         given.get("representations", {}),
         base.get("representations", {"mean": "all", "sampled": ["unsupervised"]}))
+    settings["boosting"] = check_boosting(given.get("boosting", base.get("boosting", "sklearn")),
+                                          "eval setting boosting")
     for metric, schema in SCHEMA.items():
         section = given.get(metric, {})
         if not isinstance(section, Mapping):
@@ -242,6 +255,14 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     return settings
 
 
+def as_recorded_today(settings: Mapping | None) -> dict | None:
+    """Settings read from a ``metrics.json`` with the suite settings added since filled
+    in as they were then: scores stored before ``boosting`` existed used scikit-learn."""
+    if not settings:
+        return None
+    return {"boosting": "sklearn", **settings}
+
+
 # -- the metrics on a sampler ----------------------------------------------------
 def _train_test(sampler: CodeSampler, rng, num_train: int, num_test: int):
     factors_train, codes_train = sampler.sample(num_train, rng)
@@ -249,45 +270,45 @@ def _train_test(sampler: CodeSampler, rng, num_train: int, num_test: int):
     return codes_train, factors_train, codes_test, factors_test
 
 
-def _beta_vae(sampler, rng, s, n_jobs):
+def _beta_vae(sampler, rng, s, **_):
     return compute_beta_vae(sampler, rng, **s)
 
 
-def _factor_vae(sampler, rng, s, n_jobs):
+def _factor_vae(sampler, rng, s, **_):
     return compute_factor_vae(sampler, rng, **s)
 
 
-def _mig(sampler, rng, s, n_jobs):
+def _mig(sampler, rng, s, **_):
     factors, codes = sampler.sample(s["num_train"], rng)
     return compute_mig(codes, factors, num_bins=s["num_bins"])
 
 
-def _dci(sampler, rng, s, n_jobs):
-    return compute_dci(*_train_test(sampler, rng, s["num_train"], s["num_test"]), n_jobs=n_jobs)
+def _dci(sampler, rng, s, **estimator):
+    return compute_dci(*_train_test(sampler, rng, s["num_train"], s["num_test"]), **estimator)
 
 
-def _sap(sampler, rng, s, n_jobs):
+def _sap(sampler, rng, s, **_):
     return compute_sap(*_train_test(sampler, rng, s["num_train"], s["num_test"]))
 
 
-def _modularity(sampler, rng, s, n_jobs):
+def _modularity(sampler, rng, s, **_):
     return compute_modularity_explicitness(
         *_train_test(sampler, rng, s["num_train"], s["num_test"]), num_bins=s["num_bins"])
 
 
-def _irs(sampler, rng, s, n_jobs):
+def _irs(sampler, rng, s, **_):
     factors, codes = sampler.sample(s["num_train"], rng)
     return compute_irs(codes, factors, diff_quantile=s["diff_quantile"], num_bins=s["num_bins"])
 
 
-def _unsupervised(sampler, rng, s, n_jobs):
+def _unsupervised(sampler, rng, s, **_):
     _, codes = sampler.sample(s["num_train"], rng)
     return compute_unsupervised(codes, num_bins=s["num_bins"])
 
 
-def _downstream(sampler, rng, s, n_jobs):
+def _downstream(sampler, rng, s, **estimator):
     return compute_downstream(sampler, rng, num_train=tuple(s["num_train"]),
-                              num_test=s["num_test"], n_jobs=n_jobs)
+                              num_test=s["num_test"], **estimator)
 
 
 _RUNNERS: dict[str, Callable] = {
@@ -353,7 +374,8 @@ def _run_metrics(dataset, representation: Representation, table: CodeTable | Non
             # threaded BLAS only adds overhead (4x slower on 2 busy cores). Encoding (torch)
             # keeps its threads.
             with threadpool_limits(limits=1, user_api="blas"):
-                scores = _RUNNERS[name](sampler, metric_rng(seed, name), settings[name], n_jobs)
+                scores = _RUNNERS[name](sampler, metric_rng(seed, name), settings[name],
+                                        n_jobs=n_jobs, boosting=settings["boosting"])
         except MetricInputError as err:
             raise MetricInputError(f"metric '{name}' (eval settings '{settings['name']}'): "
                                    f"{err}") from None

@@ -57,7 +57,11 @@ def select_settings(table: pd.DataFrame, eval_settings: str | None) -> pd.DataFr
 
 def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
     steps = sorted(table["max_steps"].dropna().unique())
-    settings = sorted(table["eval_settings"].dropna().unique())
+    estimators = {"sklearn": "scikit-learn's gradient-boosted trees, as the reference",
+                  "fast": "the same trees grown by LightGBM, eval.boosting=fast"}
+    settings = sorted({f"`{name}` (DCI and downstream: {estimators.get(boosting, boosting)})"
+                       for name, boosting in zip(table["eval_settings"], table["eval_boosting"])
+                       if isinstance(name, str)})
     counts = (table.groupby(["dataset", "model"]).size().unstack(fill_value=0)
               .reset_index().rename(columns={"dataset": "dataset \\ model"}))
     seeds = table.groupby(["dataset", "model"])["seed"].nunique()
@@ -73,7 +77,7 @@ def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
             f"{REFERENCE_STEPS:,})" for s in steps) + "."
         + (" **These models are far from trained: the numbers below compare the pipeline, "
            "not the methods.**" if steps and max(steps) < REFERENCE_STEPS / 10 else ""),
-        "Metric settings: " + (", ".join(f"`{s}`" for s in settings) if settings
+        "Metric settings: " + (", ".join(settings) if settings
                                else "none (the runs were not scored)") + ".",
     ]
     blocks: list = [Text("\n\n".join(lines)),

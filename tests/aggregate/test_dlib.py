@@ -141,7 +141,7 @@ def test_columns(two_models):
         "latent_dim", "max_steps", "batch_size", "lr", "strength_name", "strength",
         "hp.beta", "hp.lambda_d", "hp.lambda_od",
         "state", "step", "attempts", "device", "host", "started_at", "finished_at", "duration_s",
-        "eval_settings", "eval_key",
+        "eval_settings", "eval_key", "eval_boosting",
         "train.elbo", "train.kl", "train.loss", "train.reconstruction", "train.regularizer",
         *[f"mean.{s}" for s in SCORES], *[f"sampled.{s}" for s in SAMPLED],
     ]

@@ -42,6 +42,7 @@ def synthetic_table(datasets=("dsprites",), seeds: int = 3, seed: int = 0) -> pd
                         "step": 300_000, "attempts": 1, "device": "cuda", "host": "h",
                         "started_at": 0.0, "finished_at": 1.0, "duration_s": 1.0,
                         "eval_settings": "locatello", "eval_key": "0123456789",
+                        "eval_boosting": "sklearn",
                         "train.reconstruction": 50 + 5 * i + rng.normal(),
                         "train.kl": 20 - i + rng.normal(),
                         "train.elbo": -(70 + 4 * i) + rng.normal(),
