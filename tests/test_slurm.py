@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.models.tiny import ARCH
+
 pytestmark = pytest.mark.slurm
 LAUNCHER = ["launcher=slurm", "launcher.mem_gb=2", "launcher.cpus_per_task=1",
             "launcher.timeout_min=20"]
@@ -110,8 +112,10 @@ def test_rejected_option_submits_nothing(tmp_path, data_dir):
 
 def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_dir):
     spec = tmp_path / "long.yaml"
+    # FactorVAE (two optimisers, a discriminator) on the tiny networks: 150 steps of about
+    # 0.1 s, so the requeue lands mid-training
     spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  model: factorvae\n"
-                    "blocks: [{seed: 0}]\noverrides: [trainer=smoke, eval=none, "
+                    f"blocks: [{{seed: 0}}]\noverrides: [trainer=smoke, eval=none, {ARCH}, "
                     "trainer.max_steps=150, "
                     "trainer.checkpoint_every_n_steps=20, trainer.log_every_n_steps=5]\n")
     out = disbench(["sweep", str(spec), *LAUNCHER], tmp_path / "slurm", data_dir)

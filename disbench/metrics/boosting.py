@@ -110,27 +110,25 @@ def _levels(leaf: np.ndarray):
         yield (heap >> (DEPTH - level)) - 1, ((heap >> (DEPTH - 1 - level)) & 1) == 0
 
 
-def _gather(x_by_feature: np.ndarray, feature: np.ndarray) -> np.ndarray:
-    """x[i, feature[t, i]] for (T, n) ``feature``; ``x_by_feature`` is x.T, contiguous."""
-    n = x_by_feature.shape[1]
-    return np.take(x_by_feature.ravel(), feature * n + np.arange(n))
-
-
 def _thresholds(x_by_feature: np.ndarray, feature: np.ndarray, split: np.ndarray,
                 leaf: np.ndarray) -> np.ndarray:
     """scikit-learn's threshold of each split of T trees: halfway between the largest
     value on its left and the smallest on its right among the node's own points
     (LightGBM's lies between neighbouring values of all points), or the largest on the
-    left where halfway rounds onto the right one. An unsplit node gets +inf."""
-    num_trees = feature.shape[0]
-    largest_left = np.full(num_trees * _INTERNAL, -np.inf)
-    smallest_right = np.full(num_trees * _INTERNAL, np.inf)
-    trees = np.arange(num_trees)[:, None]
+    left where halfway rounds onto the right one. An unsplit node gets +inf.
+    ``x_by_feature`` is x.T (contiguous), ``feature`` and ``split`` (T, 7), ``leaf``
+    (T, n)."""
+    num_trees, n = leaf.shape
+    size = num_trees * _INTERNAL  # one slot more: where the other side's points go
+    largest_left = np.full(size + 1, -np.inf)
+    smallest_right = np.full(size + 1, np.inf)
+    base = (np.arange(num_trees) * _INTERNAL)[:, None]
     for node, left in _levels(leaf):
-        values = _gather(x_by_feature, feature[trees, node])
-        group = node + trees * _INTERNAL
-        np.maximum.at(largest_left, group[left], values[left])
-        np.minimum.at(smallest_right, group[~left], values[~left])
+        slot = node + base
+        values = np.take(x_by_feature, np.take(feature, slot) * n + np.arange(n)).ravel()
+        np.maximum.at(largest_left, np.where(left, slot, size).ravel(), values)
+        np.minimum.at(smallest_right, np.where(left, size, slot).ravel(), values)
+    largest_left, smallest_right = largest_left[:size], smallest_right[:size]
     with np.errstate(invalid="ignore"):  # unsplit nodes: -inf + inf
         threshold = largest_left / 2.0 + smallest_right / 2.0
     onto_right = threshold == smallest_right
@@ -196,7 +194,7 @@ class _TreeGrowers:
                                                      for t in dumped)))
         reached = booster.predict(self.columns[which], start_iteration=stage, num_iteration=1,
                                   pred_leaf=True, num_threads=self.num_threads)
-        reached = reached.reshape(self.n, self.num_trees).T
+        reached = np.ascontiguousarray(reached.reshape(self.n, self.num_trees).T)
         return order[column], split, leaf_of[np.arange(self.num_trees)[:, None], reached]
 
     def gains(self) -> np.ndarray:
@@ -225,7 +223,7 @@ class FastGradientBoostingClassifier:
         self.learning_rate = learning_rate
         self.num_threads = num_threads
         self.min_points = min_points
-        self._reference = None
+        self._reference = self._fit_x = None
 
     @staticmethod
     def _as_trees_see_it(x: np.ndarray) -> np.ndarray:
@@ -240,7 +238,7 @@ class FastGradientBoostingClassifier:
             self.feature_importances_ = self._reference.feature_importances_
             return self
         self._reference = None
-        x = self._as_trees_see_it(x)
+        given, x = x, self._as_trees_see_it(x)
         self.classes_, labels = np.unique(np.asarray(y), return_inverse=True)
         num_classes, n = self.classes_.size, labels.size
         if num_classes < 2:
@@ -248,18 +246,19 @@ class FastGradientBoostingClassifier:
         self._binary = num_classes == 2
         num_trees = 1 if self._binary else num_classes
 
+        # scores, residuals and targets are (trees, points): LightGBM reads the transpose
+        # of that layout without a copy
         eps = np.finfo(np.float64).eps
         prior = np.clip(np.bincount(labels) / n, eps, 1 - eps)
         if self._binary:
             self._init = np.log(prior[1:] / (1 - prior[1:]))
-            target = labels[:, None].astype(np.float64)
+            target = labels[None, :].astype(np.float64)
             factor = 1.0
         else:
             self._init = np.log(prior) - np.log(prior).mean()
-            target = np.eye(num_classes)[labels]
+            target = np.eye(num_classes)[:, labels]
             factor = (num_classes - 1) / num_classes
-        raw = np.tile(self._init, (n, 1))
-
+        raw = np.repeat(self._init[:, None], n, axis=1)
         hessian = np.ones_like(raw)
         residual = np.empty_like(raw)
 
@@ -267,16 +266,15 @@ class FastGradientBoostingClassifier:
             if self._binary:
                 prob = 1.0 / (1.0 + np.exp(-raw))
             else:
-                prob = np.exp(raw - raw.max(axis=1, keepdims=True))
-                prob /= prob.sum(axis=1, keepdims=True)
-            residual[:] = target - prob
+                prob = np.exp(raw - raw.max(axis=0))
+                prob /= prob.sum(axis=0)
+            np.subtract(target, prob, out=residual)
             if self._binary:
-                return -residual[:, 0], hessian[:, 0]
-            return -residual, hessian
+                return -residual[0], hessian[0]
+            return -residual.T, hessian.T
 
         growers = _TreeGrowers(x, num_trees, self.learning_rate, self.num_threads)
         x_by_feature = np.ascontiguousarray(x.T)
-        trees = np.arange(num_trees)[:, None]
         features, thresholds, values = [], [], []
         for _ in range(self.n_estimators):
             grown = growers.grow(pseudo_residuals)
@@ -285,13 +283,14 @@ class FastGradientBoostingClassifier:
             feature, split, leaf = grown
             features.append(feature)
             thresholds.append(_thresholds(x_by_feature, feature, split, leaf))
-            step = self.learning_rate * _newton_steps(residual.T, leaf, factor)
+            step = self.learning_rate * _newton_steps(residual, leaf, factor)
             values.append(step)
-            raw += step[trees, leaf].T
+            raw += np.take_along_axis(step, leaf, axis=1)
         self._feature = np.concatenate(features) if features else np.zeros((0, _INTERNAL), int)
         self._threshold = np.concatenate(thresholds) if thresholds else np.zeros((0, _INTERNAL))
         self._value = np.concatenate(values) if values else np.zeros((0, 2 ** DEPTH))
         self._num_trees = num_trees
+        self._fit_x, self._fit_raw = given, raw.T
         gain = growers.gains()
         total = gain.sum()
         self.feature_importances_ = gain / total if total > 0 else np.zeros(x.shape[1])
@@ -300,19 +299,24 @@ class FastGradientBoostingClassifier:
     def decision_function(self, x: np.ndarray) -> np.ndarray:
         if self._reference is not None:
             return self._reference.decision_function(x).reshape(len(x), -1)
+        if x is self._fit_x:  # the training points: their scores are kept from fitting
+            return self._fit_raw.copy()
         x_by_feature = np.ascontiguousarray(self._as_trees_see_it(x).T)
         n = x_by_feature.shape[1]
         raw = np.tile(self._init, (n, 1))
+        points = np.arange(n)
         chunk = 64 * self._num_trees
         for start in range(0, self._feature.shape[0], chunk):
             feature = self._feature[start:start + chunk]
             threshold = self._threshold[start:start + chunk]
-            trees = np.arange(feature.shape[0])[:, None]
+            base = (np.arange(feature.shape[0]) * _INTERNAL)[:, None]
             node = np.zeros((feature.shape[0], n), dtype=np.intp)
             for _ in range(DEPTH):
-                values = _gather(x_by_feature, feature[trees, node])
-                node = 2 * node + 2 - (values <= threshold[trees, node])
-            contribution = self._value[start:start + chunk][trees, node - _INTERNAL]
+                slot = node + base
+                values = np.take(x_by_feature, np.take(feature, slot) * n + points)
+                node = 2 * node + 2 - (values <= np.take(threshold, slot))
+            leaf = node - _INTERNAL + (base // _INTERNAL) * 2 ** DEPTH
+            contribution = np.take(self._value[start:start + chunk], leaf)
             raw += contribution.reshape(-1, self._num_trees, n).sum(axis=0).T
         return raw
 

@@ -61,6 +61,9 @@ def test_a_stage_is_scikit_learns_own():
                           for h in splits}
     np.testing.assert_allclose(fast.feature_importances_, reference.feature_importances_,
                                atol=1e-6)
+    # the training points' scores kept from fitting are what the trees give them
+    np.testing.assert_allclose(fast.decision_function(x.copy()), fast.decision_function(x),
+                               atol=1e-12)
     for points in (x, x_test):
         np.testing.assert_allclose(fast.decision_function(points),
                                    reference.decision_function(points), atol=1e-12)
