@@ -127,7 +127,7 @@ def _cell(reference: float, fast: float, reseeded: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", nargs="+", default=["partial", "entangled"],
+    parser.add_argument("--inputs", nargs="*", default=["partial", "entangled"],
                         choices=["partial", "entangled"])
     parser.add_argument("--run", type=Path, help="a trained run: its codes are one more input")
     parser.add_argument("--seed", type=int, default=0)

@@ -25,13 +25,19 @@ estimator (LightGBM's own boosting differs: Hessian-weighted gains and leaf valu
   best-first growth to a full depth-3 tree gives the depth-first tree);
 * after each stage every leaf's value is replaced by scikit-learn's Newton step (above),
   and the raw scores that make the next stage's residuals are kept here, in float64;
+* each split's threshold is scikit-learn's, halfway between the node's own neighbouring
+  points (LightGBM's lies between neighbouring values of all points);
 * the codes are rounded to float32 first, as scikit-learn's trees do.
 
-What differs, and what the benchmark (docs/benchmarks.md) measures: LightGBM sums the
-gradients in float32, so two splits of nearly equal gain may be ranked the other way;
-an exact tie between splits is broken by LightGBM's order instead of scikit-learn's
-random feature order (``random_state=0``); a split that decreases the squared error by
-exactly 0 is made by scikit-learn and not by LightGBM.
+What differs is which of two equally good splits is taken. scikit-learn takes the first
+best in a random feature order drawn at each node, with the float rounding of its running
+sums deciding near-ties; LightGBM the lowest column, with gradients summed in float32.
+The columns are put in one of 8 random orders per stage, so that ties spread over the
+features as scikit-learn's do instead of piling onto the first ones. On one feature both
+take the smallest of equal thresholds. Ties are the rule on a few points (residuals of a
+few values), so training sets under ``min_points`` (1,000) points are fit by
+scikit-learn itself, where it is cheap anyway. docs/benchmarks.md measures the agreement
+of the scores and the speed.
 """
 
 from __future__ import annotations

@@ -79,6 +79,9 @@ def test_table_has_exactly_the_completed_runs_and_columns(store):
         "step": 20, "duration_s": 12.5, "eval_settings": "fast"}
     assert pd.isna(first["hp.gamma"]) and pd.isna(first["train.discriminator_objective"])
     assert first["eval_key"] == eval_key(FAST)
+    assert first["eval_boosting"] == "sklearn"
+    # settings stored before `boosting` existed were scikit-learn's: the same key
+    assert eval_key({k: v for k, v in FAST.items() if k != "boosting"}) == eval_key(FAST)
     assert table["eval_key"].tolist() == [eval_key(FAST)] * 2  # seeds 0 and 1: one setting
     assert first["mean.mig.mig"] == 0.25 and first["train.elbo"] == -10.0
     assert first["sampled.unsupervised.gaussian_total_correlation"] == 1.5

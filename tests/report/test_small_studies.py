@@ -149,3 +149,14 @@ def test_models_with_one_or_two_runs_show_each_traversal_once(tmp_path):
     assert [re.sub(r"</?code>", "`", c) for c in shown] == captions
     assert page.count('src="data:image/png;base64,') == \
         len(list((out / "figures").glob("*.png"))) + 3
+
+
+def test_overview_names_the_estimator_of_the_boosted_trees(tmp_path, drawn):
+    table = synthetic_table(seeds=1)
+    md = (build(table, tmp_path) / "report.md").read_text()
+    assert ("Metric settings: `locatello` (DCI and downstream: scikit-learn's "
+            "gradient-boosted trees, as the reference).") in md
+    table["eval_boosting"] = "fast"
+    md = (build(table, tmp_path / "fast") / "report.md").read_text()
+    assert ("Metric settings: `locatello` (DCI and downstream: the same trees grown by "
+            "LightGBM, eval.boosting=fast).") in md
