@@ -242,3 +242,12 @@ class RunDir:
 
 def run_dir_for(results: str | Path, study: str, run_id: str) -> RunDir:
     return RunDir(Path(results) / study / run_id)
+
+
+def recorded_eval_settings(settings: dict | None) -> dict | None:
+    """Eval settings read from a ``metrics.json``, with the suite settings added since
+    filled in as they were then: scores stored before ``boosting`` existed used
+    scikit-learn's trees."""
+    if not settings:
+        return None
+    return {"boosting": "sklearn", **settings}

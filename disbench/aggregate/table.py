@@ -65,11 +65,9 @@ class Aggregate:
 def eval_key(settings: dict | None) -> str | None:
     """A short hash of complete evaluation settings. The seed is left out: each run is
     scored with its own seed (its training seed), as part of what varies between runs."""
-    from disbench.metrics.evaluate import as_recorded_today
-
     if not settings:
         return None
-    settings = {k: v for k, v in as_recorded_today(settings).items() if k != "seed"}
+    settings = {k: v for k, v in store.recorded_eval_settings(settings).items() if k != "seed"}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
@@ -77,9 +75,7 @@ def eval_key(settings: dict | None) -> str | None:
 def boosting_of(settings: dict | None) -> str | None:
     """Which gradient-boosted trees scored DCI and the downstream task (``sklearn`` for
     scores stored before the setting existed)."""
-    from disbench.metrics.evaluate import as_recorded_today
-
-    return as_recorded_today(settings)["boosting"] if settings else None
+    return store.recorded_eval_settings(settings)["boosting"] if settings else None
 
 
 @functools.cache

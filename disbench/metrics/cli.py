@@ -112,10 +112,10 @@ def _normalised(obj) -> object:
 
 def is_scored(metrics: dict | None, expected_eval: dict) -> bool:
     """Whether ``metrics.json`` holds scores for exactly these settings."""
-    from disbench.metrics.evaluate import as_recorded_today
+    from disbench.store import recorded_eval_settings
 
     return bool(metrics) and "mean" in metrics and "sampled" in metrics \
-        and _normalised(as_recorded_today(metrics.get("eval"))) == _normalised(expected_eval)
+        and _normalised(recorded_eval_settings(metrics.get("eval"))) == _normalised(expected_eval)
 
 
 class Datasets:

@@ -255,14 +255,6 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     return settings
 
 
-def as_recorded_today(settings: Mapping | None) -> dict | None:
-    """Settings read from a ``metrics.json`` with the suite settings added since filled
-    in as they were then: scores stored before ``boosting`` existed used scikit-learn."""
-    if not settings:
-        return None
-    return {"boosting": "sklearn", **settings}
-
-
 # -- the metrics on a sampler ----------------------------------------------------
 def _train_test(sampler: CodeSampler, rng, num_train: int, num_test: int):
     factors_train, codes_train = sampler.sample(num_train, rng)

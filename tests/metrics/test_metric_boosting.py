@@ -12,8 +12,9 @@ from disbench.metrics.boosting import (
 )
 from disbench.metrics.dci import compute_dci
 from disbench.metrics.downstream import downstream_scores
-from disbench.metrics.evaluate import as_recorded_today, resolve_settings
+from disbench.metrics.evaluate import resolve_settings
 from disbench.metrics.utils import MetricInputError
+from disbench.store import recorded_eval_settings
 
 
 def test_newton_steps_by_hand():
@@ -161,4 +162,4 @@ def test_boosting_setting():
                     np.zeros((4, 1), int), boosting="xgboost")
     # scores stored before the setting existed were scikit-learn's
     old = {k: v for k, v in study.items() if k != "boosting"}
-    assert as_recorded_today(old) == study and as_recorded_today(None) is None
+    assert recorded_eval_settings(old) == study and recorded_eval_settings(None) is None
