@@ -31,7 +31,8 @@ REFUSED = {  # overrides: what the one error line says
     "model.beta=-1": "model.beta=-1 for model 'betavae': expected a value >= 0",
     "model=factorvae model.gamma=-10": "model.gamma=-10 for model 'factorvae': expected a "
                                        "value >= 0",
-    "eval=fastt": "unknown eval 'fastt' (did you mean fast?); valid: fast, locatello, none",
+    "eval=fastt": "unknown eval 'fastt' (did you mean fast?); valid: fast, locatello, "
+                  "locatello_fast, none",
     "model=factorvea": "unknown model 'factorvea' (did you mean factorvae?); valid: "
                        "annealedvae, betatcvae, betavae, critic_vae, dipvae1, dipvae2, "
                        "factorvae, gvvae, lagrangian_vae, nashae, vae, vaegan",

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,9 +33,14 @@ def smoke_cfg(tmp_path, data_dir, *extra):
 
 
 def signal_self(name: str):
-    os.kill(os.getpid(), getattr(signal, name))
+    # to the main thread, where Python runs handlers: a signal sent to the process may be
+    # taken by another thread of this test worker, and the main thread's sleep would not
+    # end before it
+    number = getattr(signal, name)
+    signal.pthread_kill(threading.main_thread().ident, number)
     time.sleep(5)  # the handler raises before this ends
-    raise AssertionError(f"{name} was not handled")
+    raise AssertionError(f"{name} was not handled (handler {signal.getsignal(number)}, "
+                         f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])})")
 
 
 def signal_at_step(monkeypatch, step: int, name: str) -> None:
