@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,14 +32,25 @@ def smoke_cfg(tmp_path, data_dir, *extra):
 
 
 def signal_self(name: str):
-    # to the main thread, where Python runs handlers: a signal sent to the process may be
-    # taken by another thread of this test worker, and the main thread's sleep would not
-    # end before it
     number = getattr(signal, name)
-    signal.pthread_kill(threading.main_thread().ident, number)
+    os.kill(os.getpid(), number)
     time.sleep(5)  # the handler raises before this ends
     raise AssertionError(f"{name} was not handled (handler {signal.getsignal(number)}, "
                          f"blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])})")
+
+
+@pytest.fixture(autouse=True)
+def signals_not_ignored():
+    """These tests are about signals that reach the process. A suite started under nohup
+    or as a shell's background job inherits SIGHUP or SIGINT ignored, and disbench leaves
+    a signal ignored on purpose ignored: give each test the default handlers."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    for s, handler in before.items():
+        signal.signal(s, handler)
 
 
 def signal_at_step(monkeypatch, step: int, name: str) -> None:
