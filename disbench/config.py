@@ -157,9 +157,21 @@ def _check_keys(cfg: dict) -> None:
 
 
 @functools.cache
+def load_eval_preset(path: Path) -> dict:
+    """An eval preset file, read once per process (a sweep's plan checks hundreds of
+    settings), over the presets its Hydra ``defaults`` list names (``_self_`` last), as
+    Hydra composes it."""
+    preset = OmegaConf.load(path)
+    merged = OmegaConf.create()
+    for base in preset.pop("defaults", []):
+        if base != "_self_":
+            merged = OmegaConf.merge(merged, load_eval_preset(path.with_name(f"{base}.yaml")))
+    return OmegaConf.to_container(OmegaConf.merge(merged, preset), resolve=True)
+
+
 def _shipped_eval(name) -> dict | None:
     path = CONF_DIR / "eval" / f"{name}.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True) if path.is_file() else None
+    return load_eval_preset(path) if path.is_file() else None
 
 
 def _lookup(cfg: dict, dotted: str):

@@ -36,7 +36,6 @@ pair on points of its own.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import sys
 import time
@@ -48,6 +47,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from disbench.config import load_eval_preset
 from disbench.metrics.beta_vae import compute_beta_vae
 from disbench.metrics.boosting import check_boosting
 from disbench.metrics.dci import compute_dci
@@ -103,21 +103,7 @@ def _read_preset(name: str) -> dict:
     path = EVAL_CONF_DIR / f"{name}.yaml"
     if not path.is_file():
         raise MetricInputError(f"unknown eval settings '{name}'; valid: {', '.join(presets())}")
-    return copy.deepcopy(_load_preset(path))
-
-
-@functools.cache
-def _load_preset(path: Path) -> dict:
-    """A preset file, read once per process (a sweep's plan checks hundreds of settings),
-    over the presets its Hydra ``defaults`` list names (``_self_`` last)."""
-    from omegaconf import OmegaConf
-
-    preset = OmegaConf.load(path)
-    merged = OmegaConf.create()
-    for base in preset.pop("defaults", []):
-        if base != "_self_":
-            merged = OmegaConf.merge(merged, _load_preset(path.with_name(f"{base}.yaml")))
-    return OmegaConf.to_container(OmegaConf.merge(merged, preset), resolve=True)
+    return copy.deepcopy(load_eval_preset(path))
 
 
 def _check_value(where: str, kind: str, value):
