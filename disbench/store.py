@@ -5,6 +5,7 @@ Files (documented in docs/results-format.md):
   status.json        {"state": running | completed | failed | interrupted, ...}
   losses.csv         the loss log
   metrics.json       final losses and metric scores (written before "completed")
+  udr_sample.npz     the model's codes of the study's shared UDR sample (with the scores)
   checkpoints/last.ckpt, checkpoints/previous.ckpt (the one before, a fallback)
   traversal.png
   train.log          a sweep task's console output (sweeps only)
@@ -102,6 +103,7 @@ class RunDir:
         self.status_file = self.path / "status.json"
         self.losses = self.path / "losses.csv"
         self.metrics = self.path / "metrics.json"
+        self.udr_sample = self.path / "udr_sample.npz"
         self.checkpoints = self.path / "checkpoints"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
         self.previous_checkpoint = self.checkpoints / "previous.ckpt"
@@ -238,6 +240,41 @@ class RunDir:
         info = read_json(self.claim_file) if self.claim_file.exists() else None
         if info and info.get("pid") == os.getpid() and info.get("host") == socket.gethostname():
             self.claim_file.unlink(missing_ok=True)
+
+
+def write_scores(run: RunDir, train: dict, scores: dict) -> None:
+    """A run's ``metrics.json``: its final losses (``train``) and ``score_model``'s result,
+    whose ``udr_sample`` arrays go to ``udr_sample.npz`` first (a stale one is removed)."""
+    import io
+
+    import numpy as np
+
+    scores = dict(scores)
+    sample = scores.pop("udr_sample", None)
+    if sample is None:
+        run.udr_sample.unlink(missing_ok=True)
+    else:
+        buffer = io.BytesIO()
+        np.savez(buffer, **sample)
+        write_atomic(run.udr_sample, buffer.getvalue())
+    write_json(run.metrics, {"train": train, **scores})
+
+
+def read_udr_sample(run: RunDir) -> dict | None:
+    """The arrays ``write_scores`` stored, or None when the run has none."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(run.udr_sample) as stored:
+            return {key: stored[key] for key in stored.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptFile(run.udr_sample, str(err) or type(err).__name__,
+                          f"`disbench eval {run.path} --force` scores the run again and "
+                          f"rewrites it") from None
 
 
 def run_dir_for(results: str | Path, study: str, run_id: str) -> RunDir:

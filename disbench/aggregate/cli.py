@@ -23,6 +23,7 @@ from disbench.aggregate.table import (
     read_table,
     write_table,
 )
+from disbench.aggregate.udr import udr_count
 from disbench.errors import DisbenchError
 from disbench.launch.status import default_results
 from disbench.store import study_dir
@@ -81,6 +82,15 @@ def print_outcome(collected: Collected, stream=None) -> None:
           f"out", file=stream)
     for s in skipped:
         print(f"  left out {s.study}/{s.run_id}: {s.reason}", file=stream)
+    if len(table) and collected.study_roots:
+        with_udr = udr_count(table)
+        print(f"UDR: {with_udr} of {len(table)} run(s) scored"
+              + ("" if with_udr == len(table) else
+                 " (the others lack a second seed of their setting, or stored codes of the "
+                 "UDR sample: a deterministic encoder, or scored by an older disbench, which "
+                 "`disbench eval STUDY --force` fixes)"), file=stream)
+    for note in collected.aggregate.notes:
+        print(f"  {note}", file=stream)
     mixed = mixed_settings(table)
     if mixed:
         print("warning: the runs were scored with different metric settings, whose scores "

@@ -12,13 +12,20 @@ Columns (docs/results-format.md, "The aggregated table"), in this order:
   the complete settings but the seed: two runs are comparable when their keys are equal)
   and ``eval_boosting`` (the gradient-boosted trees behind DCI and the downstream task:
   ``sklearn``, the reference's, or ``fast``);
+- ``setting_key``: a hash of the run's identity but its seed (runs with equal keys
+  differ only by seed);
 - ``train.<term>``: the loss terms at the last step;
+- ``heldout.<term>``: reconstruction loss, KL and ELBO on a fixed sample
+  (``disbench.metrics.heldout``);
+- ``udr.lasso``, ``udr.spearman``, ``udr.models``: UDR within the run's group of seeds
+  (``disbench.aggregate.udr``);
 - ``mean.<metric>.<score>`` and ``sampled.<metric>.<score>``: the metric scores on the
   mean and the sampled representation.
 
-Only ``status.json`` and ``metrics.json`` are read. Runs that are not completed, or whose
-files cannot be read, are left out and listed as ``Skipped`` with the reason. Rows are
-sorted by study and run id, so the same store always gives the same table.
+Only ``status.json``, ``metrics.json`` and (for UDR) ``udr_sample.npz`` are read. Runs
+that are not completed, or whose files cannot be read, are left out and listed as
+``Skipped`` with the reason. Rows are sorted by study and run id, so the same store
+always gives the same table.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from disbench import store
+from disbench.aggregate.udr import add_udr
 from disbench.errors import DisbenchError
 from disbench.launch.state import run_state
 
@@ -43,7 +51,7 @@ IDENTITY = ["source", "study", "run_id", "model", "dataset", "data_source", "see
 STATUS = ["state", "step", "attempts", "device", "host"]
 TIMINGS = ["started_at", "finished_at", "duration_s"]
 EVAL = ["eval_settings", "eval_key", "eval_boosting"]
-PREFIXES = ("hp.", "train.", "mean.", "sampled.")
+PREFIXES = ("hp.", "train.", "heldout.", "udr.", "mean.", "sampled.")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Skipped:
 class Aggregate:
     table: pd.DataFrame
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the table could not fill in
 
 
 def eval_key(settings: dict | None) -> str | None:
@@ -70,6 +79,13 @@ def eval_key(settings: dict | None) -> str | None:
     settings = {k: v for k, v in store.recorded_eval_settings(settings).items() if k != "seed"}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def setting_key(identity: dict) -> str:
+    """A short hash of a run's identity without its seed: equal for the runs of one
+    setting (objective, hyperparameters, data, architecture, training) over seeds."""
+    rest = {k: v for k, v in identity.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def boosting_of(settings: dict | None) -> str | None:
@@ -133,9 +149,10 @@ def run_row(status: dict, metrics: dict) -> dict:
         "eval_settings": settings.get("name") if scored else None,
         "eval_key": eval_key(settings) if scored else None,
         "eval_boosting": boosting_of(settings) if scored else None,
+        "setting_key": setting_key(ident),
     }
     row.update({f"hp.{k}": _number(v) for k, v in model.items()})
-    for part in ("train", "mean", "sampled"):
+    for part in ("train", "heldout", "mean", "sampled"):
         row.update({f"{part}.{k}": float(v) for k, v in (metrics.get(part) or {}).items()})
     return row
 
@@ -178,14 +195,20 @@ def read_run(run: store.RunDir, study: str) -> dict | Skipped:
 def read_study(root: Path) -> Aggregate:
     """Every run under a study directory (the subdirectories holding a status.json)."""
     study = root.name
-    rows, skipped = [], []
+    rows, runs, skipped = [], [], []
     for path in sorted(p for p in root.iterdir() if (p / "status.json").exists()):
-        got = read_run(store.RunDir(path), study)
-        (skipped if isinstance(got, Skipped) else rows).append(got)
+        run = store.RunDir(path)
+        got = read_run(run, study)
+        if isinstance(got, Skipped):
+            skipped.append(got)
+        else:
+            rows.append(got)
+            runs.append(run)
     if not rows and not skipped:
         raise DisbenchError(f"study '{study}' ({root}) holds no runs: no subdirectory has a "
                             f"status.json. Launch some with `disbench sweep`.")
-    return Aggregate(to_frame(rows), skipped)
+    notes = add_udr(rows, runs)
+    return Aggregate(to_frame(rows), skipped, notes)
 
 
 def ordered_columns(columns) -> list[str]:
@@ -195,8 +218,8 @@ def ordered_columns(columns) -> list[str]:
     rest = [c for c in STATUS + TIMINGS + EVAL if c in columns]
     others = sorted(set(columns) - set(fixed) - set(rest) - {c for v in prefixed.values()
                                                              for c in v})
-    return fixed + prefixed["hp."] + rest + others + prefixed["train."] + \
-        prefixed["mean."] + prefixed["sampled."]
+    return fixed + prefixed["hp."] + rest + others + [c for p in PREFIXES[1:]
+                                                      for c in prefixed[p]]
 
 
 def to_frame(rows: list[dict]) -> pd.DataFrame:
@@ -225,7 +248,8 @@ def combine(parts: list[Aggregate]) -> Aggregate:
         dup = ", ".join(sorted(set(table["study"][twice] + "/" + table["run_id"][twice]))[:5])
         raise DisbenchError(f"the same run appears twice in the sources: {dup}; aggregate each "
                             f"study once.")
-    return Aggregate(table, [s for p in parts for s in p.skipped])
+    return Aggregate(table, [s for p in parts for s in p.skipped],
+                     [n for p in parts for n in p.notes])
 
 
 def mixed_settings(table: pd.DataFrame) -> dict[str, int]:

@@ -244,7 +244,7 @@ def _score(run, cfg, settings: dict, datasets: Datasets, device) -> str:
         current = store.read_json(run.metrics) or {}
     except json.JSONDecodeError:
         current = {}
-    store.write_json(run.metrics, {"train": current.get("train", {}), **scores})
+    store.write_scores(run, current.get("train", {}), scores)
     headline = ", ".join(f"{k}={scores['mean'][k]:.3f}" for k in HEADLINE if k in scores["mean"])
     return f"scored {run.path.name} in {time.perf_counter() - start:.1f} s: {headline}"
 

@@ -53,6 +53,8 @@ from disbench.metrics.boosting import check_boosting
 from disbench.metrics.dci import compute_dci
 from disbench.metrics.downstream import compute_downstream, stop_workers
 from disbench.metrics.factor_vae import compute_factor_vae
+from disbench.metrics.fairness import fairness_from_sampler
+from disbench.metrics.heldout import heldout_scores
 from disbench.metrics.irs import compute_irs
 from disbench.metrics.mig import compute_mig
 from disbench.metrics.modularity import compute_modularity_explicitness
@@ -66,26 +68,36 @@ from disbench.metrics.sampling import (
     model_representation,
 )
 from disbench.metrics.sap import compute_sap
+from disbench.metrics.udr import model_udr_sample
 from disbench.metrics.unsupervised import compute_unsupervised
 from disbench.metrics.utils import MetricInputError
 
 EVAL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "eval"
 
-# metric -> {setting: kind}; kinds: "count" (int >= 2), "bins" (int >= 1),
+# metric -> {setting: kind}; kinds: "count" (int >= 2), "positive" (int >= 1),
 # "counts" (non-empty list of counts), "fraction" (float in [0, 1]), "threshold" (float >= 0)
 SCHEMA: dict[str, dict[str, str]] = {
     "beta_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count"},
     "factor_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count",
                    "num_variance_estimate": "count", "prune_threshold": "threshold"},
-    "mig": {"num_train": "count", "num_bins": "bins"},
+    "mig": {"num_train": "count", "num_bins": "positive"},
     "dci": {"num_train": "count", "num_test": "count"},
     "sap": {"num_train": "count", "num_test": "count"},
-    "modularity": {"num_train": "count", "num_test": "count", "num_bins": "bins"},
-    "irs": {"num_train": "count", "diff_quantile": "fraction", "num_bins": "bins"},
-    "unsupervised": {"num_train": "count", "num_bins": "bins"},
+    "modularity": {"num_train": "count", "num_test": "count", "num_bins": "positive"},
+    "irs": {"num_train": "count", "diff_quantile": "fraction", "num_bins": "positive"},
+    "unsupervised": {"num_train": "count", "num_bins": "positive"},
     "downstream": {"num_train": "counts", "num_test": "count"},
+    "fairness": {"num_train": "count", "num_test_points_per_class": "positive"},
 }
 METRICS = tuple(SCHEMA)
+# Scores of the model itself rather than of a representation, computed once by
+# score_model: the held-out reconstruction and ELBO (disbench.metrics.heldout), and the
+# codes of the shared sample that `disbench aggregate` computes UDR from
+# (disbench.metrics.udr.model_udr_sample).
+MODEL_SCHEMA: dict[str, dict[str, str]] = {
+    "heldout": {"num_points": "count"},
+    "udr": {"num_points": "count"},
+}
 # suite-wide settings (beside the metrics' sections), as in the presets
 SUITE_SETTINGS = ("seed_from", "representations", "boosting")
 SEED_FROM = ("run", "study")  # the evaluation seed: the given (run's) seed, or STUDY_SEED
@@ -116,7 +128,7 @@ def _check_value(where: str, kind: str, value):
             raise MetricInputError(f"eval setting {where} must be a non-empty list of integers "
                                    f">= 2; got {value!r}.")
         return [int(v) for v in value]
-    if kind in ("count", "bins"):
+    if kind in ("count", "positive"):
         low = 2 if kind == "count" else 1
         if not is_int(value) or value < low:
             raise MetricInputError(f"eval setting {where} must be an integer >= {low}; got "
@@ -213,20 +225,21 @@ def resolve_settings(config: str | Mapping = "locatello") -> dict:
     base.pop("name", None)
     base.pop("defer", None)
     settings: dict = {"name": name if name is not None else base_name}
-    unknown = sorted(map(str, set(given) - set(SCHEMA) - set(SUITE_SETTINGS)))
+    unknown = sorted(map(str, set(given) - set(SCHEMA) - set(MODEL_SCHEMA)
+                         - set(SUITE_SETTINGS)))
     if unknown:
         hint = (" (the evaluation seed is the run's seed, or with seed_from: study a fixed "
                 "one; metrics.json records the run's seed as seed)" if "seed" in unknown else "")
         raise MetricInputError(f"unknown metric(s) {', '.join(unknown)} in the eval settings; "
                                f"valid: {', '.join(METRICS)}, and the settings "
-                               f"{', '.join(SUITE_SETTINGS)}{hint}")
+                               f"{', '.join((*MODEL_SCHEMA, *SUITE_SETTINGS))}{hint}")
     settings["seed_from"] = _check_seed_from(given.get("seed_from", base.get("seed_from", "run")))
     settings["representations"] = _check_representations(
         given.get("representations", {}),
         base.get("representations", {"mean": "all", "sampled": ["unsupervised"]}))
     settings["boosting"] = check_boosting(given.get("boosting", base.get("boosting", "sklearn")),
                                           "eval setting boosting")
-    for metric, schema in SCHEMA.items():
+    for metric, schema in {**SCHEMA, **MODEL_SCHEMA}.items():
         section = given.get(metric, {})
         if not isinstance(section, Mapping):
             raise MetricInputError(f"eval setting {metric} must be a mapping of "
@@ -289,10 +302,15 @@ def _downstream(sampler, rng, s, **estimator):
                               num_test=s["num_test"], **estimator)
 
 
+def _fairness(sampler, rng, s, **estimator):
+    return fairness_from_sampler(sampler, rng, s["num_train"], s["num_test_points_per_class"],
+                                 **estimator)
+
+
 _RUNNERS: dict[str, Callable] = {
     "beta_vae": _beta_vae, "factor_vae": _factor_vae, "mig": _mig, "dci": _dci, "sap": _sap,
     "modularity": _modularity, "irs": _irs, "unsupervised": _unsupervised,
-    "downstream": _downstream,
+    "downstream": _downstream, "fairness": _fairness,
 }
 
 
@@ -478,11 +496,20 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         progress: show a progress bar on stderr, one step per metric and representation,
             naming the metric that is running.
 
+    Besides the metrics, the model itself is scored once: its reconstruction loss, KL
+    and ELBO on ``heldout.num_points`` observations drawn with the evaluation seed
+    (``disbench.metrics.heldout``), and its codes of the study's shared UDR sample of
+    ``udr.num_points`` observations (``disbench.metrics.udr.model_udr_sample``), from
+    which ``disbench aggregate`` computes UDR over each group of seeds.
+
     Returns:
-        ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "eval": settings}``
+        ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "heldout":
+        {"reconstruction", "kl", "elbo"}, "eval": settings, "udr_sample": {...}}``
         where ``settings`` are the complete settings used, with ``"seed"``: the run's
         seed given here (what ``disbench eval`` compares), whatever ``seed_from``. A
-        representation with no metrics gets ``{}``.
+        representation with no metrics gets ``{}``; a deterministic encoder has no
+        ``kl``, ``elbo`` or ``udr_sample``. ``disbench.store.write_scores`` stores the
+        result (``udr_sample`` as arrays beside ``metrics.json``).
     """
     import torch
 
@@ -499,8 +526,8 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
     was_training = model.training
     model.eval().to(device)
     passes = {r: representation_metrics(settings, r) for r in REPRESENTATIONS}
-    bar = tqdm(total=sum(map(len, passes.values())), unit="metric", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=sum(map(len, passes.values())) + len(MODEL_SCHEMA), unit="metric",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
         rep = Representation(model_representation(model, device))
         stats = EncodeStats()
@@ -520,6 +547,17 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         if timings is not None:  # both representations
             timings["encode"] = stats.seconds
             timings["num_encoded"] = stats.num_encoded
+        bar.set_description_str("scoring the held-out reconstruction")
+        scores["heldout"] = heldout_scores(model, dataset, settings["heldout"]["num_points"],
+                                           metric_rng(eval_seed, "heldout"), device,
+                                           batch_size)
+        bar.update()
+        bar.set_description_str("encoding the UDR sample")
+        udr_sample = model_udr_sample(model, dataset, settings["udr"]["num_points"], device,
+                                      batch_size)
+        if udr_sample is not None:
+            scores["udr_sample"] = udr_sample
+        bar.update()
     finally:
         bar.close()
         model.to(original_device).train(was_training)

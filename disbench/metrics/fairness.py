@@ -66,6 +66,7 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.exceptions import ConvergenceWarning
 
+from disbench.metrics.boosting import check_boosting
 from disbench.metrics.downstream import PREDICTORS, make_predictor
 from disbench.metrics.sampling import CodeSampler, Representation
 from disbench.metrics.utils import MetricInputError, MetricWarning
@@ -143,13 +144,13 @@ class _Constant:
         return np.full(len(codes), self.label, dtype=np.int64)
 
 
-def _fit(predictor: str, codes: np.ndarray, labels: np.ndarray):
+def _fit(predictor: str, boosting: str, codes: np.ndarray, labels: np.ndarray):
     classes = np.unique(labels)
     if classes.size == 1:
         return _Constant(int(classes[0]))
     with warnings.catch_warnings():  # as the downstream task (logreg)
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return make_predictor(predictor).fit(codes, labels)
+        return make_predictor(predictor, boosting).fit(codes, labels)
 
 
 def _check_count(name: str, value: object, minimum: int) -> int:
@@ -161,8 +162,8 @@ def _check_count(name: str, value: object, minimum: int) -> int:
 
 def fairness_from_sampler(sampler: CodeSampler, rng: np.random.Generator,
                           num_train: int = 10000, num_test_points_per_class: int = 100,
-                          predictor: str = "gbt", n_jobs: int | None = -1
-                          ) -> dict[str, float]:
+                          predictor: str = "gbt", n_jobs: int | None = -1,
+                          boosting: str = "sklearn") -> dict[str, float]:
     """Fairness scores of the representation behind ``sampler`` (steps 1-4).
 
     Args:
@@ -177,7 +178,10 @@ def fairness_from_sampler(sampler: CodeSampler, rng: np.random.Generator,
         predictor: ``"gbt"`` (the study's) or ``"logreg"`` (see ``downstream``).
         n_jobs: joblib workers fitting the per-target classifiers (-1: all cores); the
             result does not depend on it.
+        boosting: the ``gbt`` predictor's build: ``"sklearn"`` (the reference's) or
+            ``"fast"`` (``disbench.metrics.boosting``).
     """
+    check_boosting(boosting, f"{METRIC}: boosting")
     num_train = _check_count("num_train", num_train, 2)
     n = _check_count("num_test_points_per_class", num_test_points_per_class, 1)
     if predictor not in PREDICTORS:
@@ -197,7 +201,7 @@ def fairness_from_sampler(sampler: CodeSampler, rng: np.random.Generator,
     factors_train, codes_train = sampler.sample(num_train, rng)
     workers = max(1, min(effective_n_jobs(n_jobs), len(factors)))
     models = Parallel(n_jobs=workers)(
-        delayed(_fit)(predictor, codes_train, factors_train[:, t]) for t in factors)
+        delayed(_fit)(predictor, boosting, codes_train, factors_train[:, t]) for t in factors)
 
     k = len(factors)
     mean_fairness, max_fairness = np.zeros((k, k)), np.zeros((k, k))
@@ -219,7 +223,7 @@ def fairness_from_sampler(sampler: CodeSampler, rng: np.random.Generator,
 def compute_fairness(dataset, representation_fn: Callable, seed: int = 0,
                      num_train: int = 10000, num_test_points_per_class: int = 100,
                      predictor: str = "gbt", batch_size: int = 1024,
-                     n_jobs: int | None = -1) -> dict[str, float]:
+                     n_jobs: int | None = -1, boosting: str = "sklearn") -> dict[str, float]:
     """Fairness scores of a representation on a ground-truth dataset.
 
     Args:
@@ -230,7 +234,7 @@ def compute_fairness(dataset, representation_fn: Callable, seed: int = 0,
         representation_fn: maps a float32 batch of observations (N, C, H, W) to codes
             (N, D), or to a pair ``(mean, log_var)`` whose means are used.
         seed: seeds ``np.random.default_rng``, from which every point is drawn.
-        num_train, num_test_points_per_class, predictor, n_jobs: as
+        num_train, num_test_points_per_class, predictor, n_jobs, boosting: as
             ``fairness_from_sampler``; the defaults are the study's (10,000 training
             points, 100 points per sensitive value, gradient-boosted trees).
         batch_size: observations per call of ``representation_fn`` (the reference
@@ -246,4 +250,4 @@ def compute_fairness(dataset, representation_fn: Callable, seed: int = 0,
     batch_size = _check_count("batch_size", batch_size, 1)
     sampler = CodeSampler(dataset, Representation(representation_fn), batch_size=batch_size)
     return fairness_from_sampler(sampler, np.random.default_rng(int(seed)), num_train,
-                                 num_test_points_per_class, predictor, n_jobs)
+                                 num_test_points_per_class, predictor, n_jobs, boosting)

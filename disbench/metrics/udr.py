@@ -88,7 +88,12 @@ from scipy.stats import rankdata
 from sklearn.linear_model import Lasso
 from sklearn.preprocessing import StandardScaler
 
-from disbench.metrics.utils import MetricInputError, MetricWarning, check_codes
+from disbench.metrics.utils import (
+    MetricInputError,
+    MetricWarning,
+    as_observations,
+    check_codes,
+)
 
 METRIC = "UDR"
 CORRELATIONS = ("lasso", "spearman")
@@ -240,14 +245,6 @@ def udr_from_codes(
     return {"model_scores": model_scores, "pairwise_disentanglement_scores": pairwise}
 
 
-def _as_images(observations: object) -> np.ndarray:
-    """float32 observations: uint8 pixels are scaled to [0, 1] (``GridDataset.observe``)."""
-    observations = np.asarray(observations)
-    if observations.dtype == np.uint8:
-        return observations.astype(np.float32) / np.float32(255.0)
-    return observations.astype(np.float32, copy=False)
-
-
 def _encode(fn: Callable, observations: np.ndarray, batch_size: int,
             model: int) -> tuple[np.ndarray, np.ndarray]:
     """Codes (N, D) of ``fn`` on ``observations``, in batches, and its KL averaged over N."""
@@ -312,8 +309,44 @@ def compute_udr(
             f"{METRIC}: the dataset {type(dataset).__name__} has no sample(num, rng) method."
         )
     _, observations = dataset.sample(int(num_data_points), np.random.default_rng(seed))
-    observations = _as_images(observations)
+    observations = as_observations(observations)
     encoded = [_encode(fn, observations, int(batch_size), m)
                for m, fn in enumerate(representation_functions)]
     return udr_from_codes([c for c, _ in encoded], [k for _, k in encoded], correlation,
                           kl_filter_threshold)
+
+
+# -- the stored sample: UDR of a study's runs without retraining ---------------------
+SAMPLE_SEED = 0  # every run encodes the same points: compute_udr(..., seed=SAMPLE_SEED)
+
+
+def model_udr_sample(model, dataset, num_points: int, device,
+                     batch_size: int = 1024) -> dict[str, object] | None:
+    """A trained model's codes on the study's shared UDR sample, for ``udr_from_codes``.
+
+    The sample is ``compute_udr``'s with ``seed=SAMPLE_SEED``: ``num_points``
+    observations drawn from ``np.random.default_rng(SAMPLE_SEED)``, the same for every
+    run on the dataset, so ``disbench aggregate`` scores each group of seeds from the
+    stored codes as ``compute_udr`` would from the models (scoring stores them in the
+    run's ``udr_sample.npz``). The representation is the reference's: the encoder's
+    means, and the Gaussian KL 0.5 (mu^2 + exp(log_var) - log_var - 1) per dimension,
+    averaged over the points.
+
+    Returns ``{"codes": (N, D) float32, "kl": (D,) float64, "seed", "num_points"}``, or
+    None for a deterministic encoder (``log_var`` None): UDR's KL filter needs a
+    posterior, so such models get no UDR.
+    """
+    from disbench.metrics.sampling import model_representation
+
+    representation = model_representation(model, device)
+
+    def codes_and_kl(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, log_var = (x.astype(np.float64) for x in representation(observations))
+        return mean, 0.5 * (mean**2 + np.exp(log_var) - log_var - 1)
+
+    _, observations = dataset.sample(int(num_points), np.random.default_rng(SAMPLE_SEED))
+    codes, kl = _encode(codes_and_kl, as_observations(observations), batch_size, 0)
+    if not np.all(np.isfinite(kl)):  # log_var = -inf: a point-mass posterior
+        return None
+    return {"codes": codes.astype(np.float32), "kl": kl, "seed": SAMPLE_SEED,
+            "num_points": int(num_points)}

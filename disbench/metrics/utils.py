@@ -32,6 +32,14 @@ class MetricWarning(DisbenchWarning, RuntimeWarning):
     """Warns that part of a metric was skipped or is undefined (NaN) for the given data."""
 
 
+def as_observations(observations: object) -> np.ndarray:
+    """float32 observations: uint8 pixels are scaled to [0, 1] (``GridDataset.observe``)."""
+    observations = np.asarray(observations)
+    if observations.dtype == np.uint8:
+        return observations.astype(np.float32) / np.float32(255.0)
+    return observations.astype(np.float32, copy=False)
+
+
 def _check_2d(x: object, metric: str, name: str, columns: str) -> np.ndarray:
     try:
         arr = np.asarray(x)

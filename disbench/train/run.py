@@ -326,7 +326,7 @@ def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset,
         print(f"{run_id(cfg)} trained; scoring deferred (eval.defer=true): "
               f"disbench eval {rd.path.parent}")
         return Outcome("trained", rd)
-    store.write_json(rd.metrics, {"train": _final_losses(rd), **scores})
+    store.write_scores(rd, _final_losses(rd), scores)
     rd.update_status(state=store.COMPLETED, step=step, finished_at=time.time(),
                      duration_s=time.time() - started, device=str(device))
     print(f"{run_id(cfg)} completed: {rd.path}")

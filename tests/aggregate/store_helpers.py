@@ -13,7 +13,8 @@ def write_run(root: Path, study: str, run_id: str, *, model: str = "betavae",
               hyper: dict | None = None, data: str = "dsprites_procedural", seed: int = 0,
               state: str = "completed", reason: str | None = None, step: int = 20,
               train: dict | None = None, mean: dict | None = None, sampled: dict | None = None,
-              eval_settings: dict | None = None, traversal: bytes | None = None) -> Path:
+              heldout: dict | None = None, eval_settings: dict | None = None,
+              traversal: bytes | None = None) -> Path:
     """One run directory with status.json and (for completed runs) metrics.json."""
     path = root / study / run_id
     path.mkdir(parents=True)
@@ -36,6 +37,7 @@ def write_run(root: Path, study: str, run_id: str, *, model: str = "betavae",
         if mean is not None:
             metrics["mean"] = mean
             metrics["sampled"] = sampled or {}
+            metrics["heldout"] = heldout or {}
         (path / "metrics.json").write_text(json.dumps(metrics))
     if traversal is not None:
         (path / "traversal.png").write_bytes(traversal)

@@ -39,6 +39,7 @@ def store(tmp_path):
     metrics.json, one stopped mid-run, and a folder that is not a run."""
     write_run(tmp_path, "st", "betavae-a", hyper={"beta": 4.0}, seed=0,
               train={"loss": 10.0, "reconstruction": 8.0, "kl": 2.0, "elbo": -10.0},
+              heldout={"reconstruction": 8.5, "kl": 2.5, "elbo": -11.0},
               mean={"mig.mig": 0.25, "dci.disentanglement": 0.5},
               sampled={"unsupervised.gaussian_total_correlation": 1.5})
     write_run(tmp_path, "st", "factorvae-b", model="factorvae", hyper={"gamma": 10.0}, seed=1,
@@ -62,9 +63,10 @@ def test_table_has_exactly_the_completed_runs_and_columns(store):
     table = got.table
     assert list(table["run_id"]) == ["betavae-a", "factorvae-b"]
     expected_columns = (
-        IDENTITY + ["hp.beta", "hp.gamma"] + STATUS + TIMINGS + EVAL
+        IDENTITY + ["hp.beta", "hp.gamma"] + STATUS + TIMINGS + EVAL + ["setting_key"]
         + ["train.discriminator_objective", "train.elbo", "train.kl", "train.loss",
-           "train.reconstruction", "mean.dci.disentanglement", "mean.mig.mig",
+           "train.reconstruction", "heldout.elbo", "heldout.kl", "heldout.reconstruction",
+           "mean.dci.disentanglement", "mean.mig.mig",
            "sampled.unsupervised.gaussian_total_correlation"])
     assert list(table.columns) == expected_columns
     first = table.iloc[0].to_dict()
@@ -84,6 +86,7 @@ def test_table_has_exactly_the_completed_runs_and_columns(store):
     assert eval_key({k: v for k, v in FAST.items() if k != "boosting"}) == eval_key(FAST)
     assert table["eval_key"].tolist() == [eval_key(FAST)] * 2  # seeds 0 and 1: one setting
     assert first["mean.mig.mig"] == 0.25 and first["train.elbo"] == -10.0
+    assert first["heldout.elbo"] == -11.0 and pd.isna(table.iloc[1]["heldout.elbo"])
     assert first["sampled.unsupervised.gaussian_total_correlation"] == 1.5
     second = table.iloc[1]
     assert (second["model"], second["strength_name"], second["strength"], second["seed"]) == \

@@ -25,6 +25,8 @@ SETTINGS = {
     "sap": {"num_train": 100, "num_test": 50}, "modularity": {"num_train": 100, "num_test": 50},
     "irs": {"num_train": 100}, "unsupervised": {"num_train": 100},
     "downstream": {"num_train": [20], "num_test": 50},
+    "fairness": {"num_train": 100, "num_test_points_per_class": 5},
+    "heldout": {"num_points": 50}, "udr": {"num_points": 50},
 }
 
 
@@ -72,6 +74,8 @@ def test_scores_completed_runs_only_then_skips_them(study, capsys):
     assert metrics["eval"]["dci"] == {"num_train": 100, "num_test": 50}
     assert 0.0 <= metrics["mean"]["beta_vae.eval_accuracy"] <= 1.0
     assert set(metrics["sampled"]) == {k for k in metrics["mean"] if k.startswith("unsup")}
+    assert set(metrics["heldout"]) == {"reconstruction", "kl", "elbo"}
+    assert (study / "a-completed" / "udr_sample.npz").is_file()  # beside metrics.json
     # nothing else changed: no status.json written, other runs untouched
     for path, content in before.items():
         if path.name != "metrics.json":

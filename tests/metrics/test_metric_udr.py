@@ -11,12 +11,15 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import spearmanr
 
 from disbench.metrics import MetricInputError, MetricWarning
 from disbench.metrics.udr import (
+    SAMPLE_SEED,
     compute_udr,
     lasso_similarity,
+    model_udr_sample,
     relative_strength_disentanglement,
     spearman_similarity,
     udr_from_codes,
@@ -315,6 +318,53 @@ def test_compute_udr_is_deterministic_in_the_seed():
     again = compute_udr(NoiseImages(), fns, seed=7, num_data_points=100)
     other = compute_udr(NoiseImages(), fns, seed=8, num_data_points=100)
     assert first["model_scores"] == again["model_scores"] != other["model_scores"]
+
+
+class PixelEncoder(torch.nn.Module):
+    """A Gaussian encoder: mean = the first 5 pixels mixed by ``mix``, log_var = a fixed
+    row (None: a deterministic encoder)."""
+
+    def __init__(self, mix: np.ndarray, log_var: np.ndarray | None):
+        super().__init__()
+        self.mix, self.log_var = mix, log_var
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # model_representation's device
+
+    def encode(self, x):
+        mean = torch.from_numpy(pixels(x.numpy()) @ self.mix).float()
+        if self.log_var is None:
+            return mean, None
+        return mean, torch.from_numpy(self.log_var).float().expand_as(mean)
+
+
+def test_stored_sample_gives_compute_udrs_scores():
+    """What scoring stores (``model_udr_sample``) and the aggregate scores from equals
+    ``compute_udr`` on the same models with seed SAMPLE_SEED."""
+    log_var = np.log([0.5, 0.9, 0.999, 1.0, 0.2])  # dimension 3: KL 0 (left out)
+    mixes = [np.eye(5), np.eye(5)[:, PERMUTATION] * [-1, 1, 1, -1, 1], ROTATION]
+    encoders = [PixelEncoder(m, log_var) for m in mixes]
+    samples = [model_udr_sample(e, NoiseImages(), 300, "cpu", batch_size=64) for e in encoders]
+    for sample in samples:
+        assert sample["codes"].shape == (300, 5) and sample["codes"].dtype == np.float32
+        assert sample["seed"] == SAMPLE_SEED and sample["num_points"] == 300
+    # the KL of the study's representation, by hand: 0.5 (mu^2 + var - log var - 1)
+    _, x = NoiseImages().sample(300, np.random.default_rng(SAMPLE_SEED))
+    mean = pixels(x)
+    kl = (0.5 * (mean**2 + np.exp(log_var) - log_var - 1)).mean(axis=0)
+    np.testing.assert_allclose(samples[0]["kl"], kl, rtol=1e-5)
+
+    def representation(mix):
+        def fn(batch):
+            codes = pixels(batch) @ mix
+            return codes, 0.5 * (codes**2 + np.exp(log_var) - log_var - 1)
+        return fn
+
+    for correlation in ("lasso", "spearman"):
+        stored = udr_from_codes([s["codes"] for s in samples], [s["kl"] for s in samples],
+                                correlation)["model_scores"]
+        direct = compute_udr(NoiseImages(), [representation(m) for m in mixes], seed=SAMPLE_SEED,
+                             num_data_points=300, correlation=correlation)["model_scores"]
+        assert stored == pytest.approx(direct, abs=1e-5)
+    assert model_udr_sample(PixelEncoder(np.eye(5), None), NoiseImages(), 10, "cpu") is None
 
 
 # -- (f) bad inputs ---------------------------------------------------------------------

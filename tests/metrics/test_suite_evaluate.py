@@ -8,7 +8,13 @@ import yaml
 from suite_fixtures import SMALL, Noise, gaussian_identity, identity, tiny_grid
 
 from disbench.metrics import METRICS, MetricInputError, evaluate, resolve_settings
-from disbench.metrics.evaluate import EVAL_CONF_DIR, SCHEMA, STUDY_SEED, SUITE_SETTINGS
+from disbench.metrics.evaluate import (
+    EVAL_CONF_DIR,
+    MODEL_SCHEMA,
+    SCHEMA,
+    STUDY_SEED,
+    SUITE_SETTINGS,
+)
 
 NO_DOWNSTREAM = [m for m in METRICS if m != "downstream"]
 
@@ -46,7 +52,9 @@ def test_table_and_on_the_fly_give_identical_values():
                        representation=representation, encode_once=False, timings=fly_timings,
                        n_jobs=1)
         assert table == fly
-        assert len(table) == 40 and all(isinstance(v, float) for v in table.values())
+        # 40 scores, and fairness's 2 x 26 on 3 factors: 6 ordered pairs, 3 x 2 per
+        # target, 3 x 2 per sensitive factor, 8 overall (mean and max fairness)
+        assert len(table) == 40 + 52 and all(isinstance(v, float) for v in table.values())
         assert table_timings["num_encoded"] == 60  # every grid image once
         assert fly_timings["num_encoded"] > 10_000
 
@@ -123,13 +131,13 @@ def test_presets_hold_every_setting_and_nothing_else():
     for name in ("locatello", "fast"):
         raw = yaml.safe_load((EVAL_CONF_DIR / f"{name}.yaml").read_text())
         assert raw["name"] == name
-        assert set(raw) == {"name", "defer", *SUITE_SETTINGS, *SCHEMA}
+        assert set(raw) == {"name", "defer", *SUITE_SETTINGS, *SCHEMA, *MODEL_SCHEMA}
         assert raw["defer"] is False  # scored at the end of training unless asked
         # today's default: each run's seed; every metric on the mean representation, the
         # unsupervised scores also on the sampled one
         assert raw["seed_from"] == "run"
         assert raw["representations"] == {"mean": "all", "sampled": ["unsupervised"]}
-        for metric, schema in SCHEMA.items():
+        for metric, schema in {**SCHEMA, **MODEL_SCHEMA}.items():
             assert set(raw[metric]) == set(schema), (name, metric)
         # defer says when a run is scored, not how: not among the recorded settings
         assert resolve_settings(name) == {k: v for k, v in raw.items() if k != "defer"}
@@ -140,6 +148,10 @@ def test_presets_hold_every_setting_and_nothing_else():
     # not a study config: disentanglement_lib's config/sample/irs/irs.gin (num_train,
     # num_bins) and compute_irs's default diff_quantile
     assert locatello["irs"] == {"num_train": 10000, "diff_quantile": 0.99, "num_bins": 20}
+    # the fairness study's (fairness_study_v1 metric_configs/fairness.gin); UDR: the
+    # reference's default sample (evaluation/udr/evaluate.py)
+    assert locatello["fairness"] == {"num_train": 10000, "num_test_points_per_class": 100}
+    assert locatello["udr"] == {"num_points": 1000}
 
 
 def test_a_partial_dict_is_merged_over_its_preset():

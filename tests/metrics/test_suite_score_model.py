@@ -1,5 +1,6 @@
 """score_model: a trained disbench model scored on the mean and sampled representations."""
 
+import numpy as np
 import pytest
 import torch
 from suite_fixtures import SMALL, tiny_grid
@@ -20,11 +21,18 @@ def tiny_model(seed: int = 0) -> models.VAE:
     return models.build({"name": "vae"}, encoder, decoder, 4)
 
 
+def without_arrays(scores: dict) -> dict:
+    """score_model's result but the UDR sample's arrays (compared on their own)."""
+    return {k: v for k, v in scores.items() if k != "udr_sample"}
+
+
 @pytest.mark.slow
 def test_scores_mean_and_sampled_and_records_the_settings():
     model = tiny_model().train()
     out = score_model(model, tiny_grid(), TINY, seed=7, device="cpu", n_jobs=1)
-    assert set(out) == {"mean", "sampled", "eval"}
+    assert set(out) == {"mean", "sampled", "heldout", "eval", "udr_sample"}
+    assert set(out["heldout"]) == {"reconstruction", "kl", "elbo"}
+    assert out["udr_sample"]["codes"].shape == (200, 4)  # SMALL's udr.num_points
     assert {k.split(".")[0] for k in out["mean"]} == set(METRICS)
     assert {k.split(".")[0] for k in out["sampled"]} == {"unsupervised"}
     assert out["eval"]["name"] == "small" and out["eval"]["seed"] == 7
@@ -35,7 +43,8 @@ def test_scores_mean_and_sampled_and_records_the_settings():
         out["mean"]["unsupervised.gaussian_total_correlation"]
     assert model.training  # put back as it was
     again = score_model(model, tiny_grid(), TINY, seed=7, device="cpu", n_jobs=1)
-    assert again == out
+    assert without_arrays(again) == without_arrays(out)
+    np.testing.assert_array_equal(again["udr_sample"]["codes"], out["udr_sample"]["codes"])
     # the same scores from evaluate(), encoding on the fly
     on_the_fly = evaluate(tiny_grid(), model_representation(model.eval()), ["mig", "sap"],
                           TINY, seed=7, encode_once=False)
@@ -50,11 +59,12 @@ def test_progress_names_each_metric_as_it_runs(capsys):
     shown = score_model(tiny_model(), tiny_grid(), settings, seed=7, device="cpu", n_jobs=1,
                         progress=True)
     err = capsys.readouterr().err
-    assert shown == quiet
+    assert without_arrays(shown) == without_arrays(quiet)
     for running in ("scoring mig (mean)", "scoring sap (mean)",
-                    "scoring unsupervised (sampled)"):
+                    "scoring unsupervised (sampled)", "scoring the held-out reconstruction",
+                    "encoding the UDR sample"):
         assert running in err
-    assert "3/3" in err and err.index("scoring mig") < err.index("scoring sap")
+    assert "5/5" in err and err.index("scoring mig") < err.index("scoring sap")
 
 
 # the cheap metrics (no gradient-boosted trees)
@@ -102,8 +112,11 @@ def test_seed_from_study_scores_every_run_on_the_same_points(seed_from):
     b = score_model(model, tiny_grid(), settings, seed=5, device="cpu", n_jobs=1)
     assert (a["eval"]["seed"], b["eval"]["seed"]) == (3, 5)  # the run's seed, recorded
     assert a["eval"]["seed_from"] == b["eval"]["seed_from"] == seed_from
+    # the UDR sample is the study's, whatever the seeds: every run encodes the same points
+    np.testing.assert_array_equal(a["udr_sample"]["codes"], b["udr_sample"]["codes"])
     if seed_from == "study":
         assert a["mean"] == b["mean"] and a["sampled"] == b["sampled"]
+        assert a["heldout"] == b["heldout"]
         as_seed_0 = score_model(model, tiny_grid(), {**settings, "seed_from": "run"},
                                 seed=STUDY_SEED, device="cpu", n_jobs=1)
         assert a["mean"] == as_seed_0["mean"] and a["sampled"] == as_seed_0["sampled"]
@@ -112,3 +125,4 @@ def test_seed_from_study_scores_every_run_on_the_same_points(seed_from):
                     "unsupervised.gaussian_total_correlation"):
             assert a["mean"][key] != b["mean"][key], key
         assert a["sampled"]["mig.mig"] != b["sampled"]["mig.mig"]
+        assert a["heldout"]["reconstruction"] != b["heldout"]["reconstruction"]
