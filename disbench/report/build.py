@@ -24,7 +24,7 @@ WHICH = {"only": "only run"}  # how the traversal exhibit names stats.rank_runs'
 
 
 def _labels() -> dict[str, str]:
-    labels = {c: label for c, label in stats.METRICS}
+    labels = {c: label for c, label in stats.METRICS + stats.FAIRNESS}
     labels.update({c: label for c, label, _ in stats.UNSUPERVISED})
     labels[stats.TC_MEAN] = "TC (mean)"
     return labels
@@ -90,7 +90,8 @@ def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
 
 
 def _summary(table, metrics, unsup, labels) -> Section:
-    every = [c for c in table.columns if c.startswith(("mean.", "sampled.", "train."))]
+    every = [c for c in table.columns
+             if c.startswith(("mean.", "sampled.", "train.", "heldout.", "udr."))]
     long = stats.summary(table, every)
     blocks: list = [Text("Median and interquartile range [25th, 75th percentile] over the "
                          "runs (all hyperparameter values and seeds) of each model. The CSV "
@@ -268,8 +269,9 @@ def _variance(table, metrics, unsup, labels, fig_dir) -> Section:
 def _unsupervised(table, metrics, unsup, labels, fig_dir) -> Section:
     blocks: list = [Text(
         "Spearman rank correlation of the scores that need no labels (reconstruction loss, "
-        "KL, total correlation of the sampled representation, ELBO) with each metric (the "
-        "study's Fig. 9): can models be selected without ground-truth factors?")]
+        "KL and ELBO of the last training batch and of a fixed sample after training, total "
+        "correlation of the sampled representation, UDR) with each metric (the study's "
+        "Fig. 9): can models be selected without ground-truth factors?")]
     if not metrics or not unsup:
         return Section("Unsupervised scores against metrics",
                        blocks + [Missing("needs both metric scores and unsupervised scores.")])
@@ -281,6 +283,58 @@ def _unsupervised(table, metrics, unsup, labels, fig_dir) -> Section:
                         table_caption="Spearman rank correlation, unsupervised scores vs "
                                       "metrics", labels=labels, fig_dir=fig_dir)
     return Section("Unsupervised scores against metrics", blocks)
+
+
+def _udr(table, metrics, labels, fig_dir) -> Section:
+    title = "Model selection without labels: UDR"
+    blocks: list = [Text(
+        "UDR (Duan et al. 2020) scores a run by how closely its representation matches "
+        "those of the other seeds of its setting (Lasso similarity of the codes of one "
+        "shared sample, computed by `disbench aggregate` from the codes stored at scoring). "
+        "Spearman rank correlation of UDR with each metric over the runs of each model (all "
+        "hyperparameter values and seeds), per dataset: does UDR rank a model's runs as the "
+        "metrics that need labels do? The selection-transfer exhibit adds UDR as a "
+        "selection rule.")]
+    if stats.UDR not in stats.present(table, [stats.UDR]):
+        return Section(title, blocks + [Missing(
+            "no run has a UDR score: it needs two or more seeds of a setting, scored with "
+            "the codes of the UDR sample stored (`disbench eval STUDY_DIR --force` stores "
+            "them for runs scored without).")])
+    if not metrics:
+        return Section(title, blocks + [Missing("no metric scores to compare UDR with.")])
+    blocks += _matrices(stats.rank_correlations_per_model(table, stats.UDR, metrics),
+                        key="dataset", rows="model", stem="udr",
+                        title="{name}: UDR vs metrics, per model",
+                        caption="{name}: rank correlation of UDR with each metric, per model",
+                        table="rank_correlation_udr",
+                        table_caption="Spearman rank correlation of UDR with the metrics, "
+                                      "per dataset and model", labels=labels, fig_dir=fig_dir)
+    return Section(title, blocks)
+
+
+def _fairness(table, metrics, fair, labels, fig_dir) -> Section:
+    title = "Fairness"
+    blocks: list = [Text(
+        "Unfairness (Locatello et al. 2019, \"On the Fairness of Disentangled "
+        "Representations\", Sec. 4): for every target and sensitive factor, how much a "
+        "classifier of the target trained on the codes changes its predictions when only "
+        "the sensitive factor is changed (total variation, averaged over the pairs); lower "
+        "is fairer. Spearman rank correlation with each metric per dataset (their Fig. 4: "
+        "are more disentangled representations fairer?).")]
+    if not fair:
+        return Section(title, blocks + [Missing(
+            "no run has a fairness score (the runs were scored before fairness joined the "
+            "suite, or without it: `disbench eval STUDY_DIR --force`).")])
+    if not metrics:
+        return Section(title, blocks + [Missing("no metric scores to compare with.")])
+    blocks += _matrices(stats.rank_correlations(table, fair, metrics), key="dataset",
+                        rows="score", stem="fairness",
+                        title="{name}: unfairness vs metrics",
+                        caption="{name}: rank correlation of unfairness with the metrics",
+                        table="rank_correlation_fairness",
+                        table_caption="Spearman rank correlation, unfairness vs metrics",
+                        labels=labels, fig_dir=fig_dir)
+    return Section(title, blocks)
 
 
 def _transfer(table, metrics, unsup_rules, labels, fig_dir) -> Section:
@@ -326,7 +380,8 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
     if rank_by is None:
         return Section(title, [Missing("no score to rank the runs by.")])
     if rank_by not in table.columns or table[rank_by].isna().all():
-        scores = [c for c in table.columns if c.startswith(("mean.", "sampled.", "train."))]
+        scores = [c for c in table.columns
+                  if c.startswith(("mean.", "sampled.", "train.", "heldout.", "udr."))]
         raise DisbenchError(f"--rank-by {rank_by}: no run has that score; scores: "
                             f"{', '.join(scores) or 'none'}")
     ranked = stats.rank_runs(table, rank_by)
@@ -377,6 +432,7 @@ def build_report(table: pd.DataFrame, out: Path, *, title: str,
     table = select_settings(table, eval_settings)
     labels = _labels()
     metrics = stats.present(table, [c for c, _ in stats.METRICS])
+    fair = stats.present(table, [c for c, _ in stats.FAIRNESS])
     unsup = stats.present(table, [c for c, _, _ in stats.UNSUPERVISED])
     unsup_rules = [(c, 1.0 if better == "higher" else -1.0)
                    for c, _, better in stats.UNSUPERVISED if better and c in unsup]
@@ -387,14 +443,16 @@ def build_report(table: pd.DataFrame, out: Path, *, title: str,
     strength, tc = _strength(table, metrics, labels, fig_dir)
     sections = [
         _overview(table, skipped or []),
-        _summary(table, metrics, unsup, labels),
+        _summary(table, metrics + fair, unsup, labels),
         _correlations(table, metrics, labels, fig_dir),
-        _distributions(table, metrics, unsup, labels, fig_dir),
+        _distributions(table, metrics + fair, unsup, labels, fig_dir),
         strength,
         tc,
-        _variance(table, metrics, unsup, labels, fig_dir),
+        _variance(table, metrics + fair, unsup, labels, fig_dir),
         _unsupervised(table, metrics, unsup, labels, fig_dir),
+        _udr(table, metrics, labels, fig_dir),
         _transfer(table, metrics, unsup_rules, labels, fig_dir),
+        _fairness(table, metrics, fair, labels, fig_dir),
         _traversals(table, metrics, rank_by, labels, out, dict(study_roots or {})),
     ]
     return write_document(title, sections, out)

@@ -6,7 +6,9 @@ gives the same numbers.
 
 - ``summary``: median and interquartile range per dataset and model (Table 1 style).
 - ``rank_correlations``: Spearman rank correlation between scores, per dataset (Sec. 5.2,
-  Fig. 2; with the unsupervised scores as rows, Sec. 5.4, Fig. 9).
+  Fig. 2; with the unsupervised scores as rows, Sec. 5.4, Fig. 9);
+  ``rank_correlations_per_model`` per dataset and model (UDR against the metrics, as
+  Duan et al. 2020 judge it).
 - ``variance_decomposition``: how much of a score's variance the model, the hyperparameter
   and the seed explain (Sec. 5.3, "seeds and hyperparameters matter more than the model").
 - ``strength_trend``: median and spread of a score per regularisation strength (Fig. 5, 7).
@@ -30,13 +32,24 @@ METRICS = (
     ("mean.irs.irs", "IRS"),
 )
 # Scores that need no labels, as (column, label, better): "higher" or "lower" is the
-# direction a model selection rule prefers; None: not used to select.
+# direction a model selection rule prefers; None: not used to select. The losses of the
+# last training batch (train.*) and of a fixed sample after training (heldout.*), and
+# UDR (Duan et al. 2020) within each group of seeds.
 UNSUPERVISED = (
     ("train.reconstruction", "Reconstruction", "lower"),
     ("train.kl", "KL", None),
     ("sampled.unsupervised.gaussian_total_correlation", "TC (sampled)", "lower"),
     ("train.elbo", "ELBO", "higher"),
+    ("heldout.reconstruction", "Reconstruction (held out)", "lower"),
+    ("heldout.kl", "KL (held out)", None),
+    ("heldout.elbo", "ELBO (held out)", "higher"),
+    ("udr.lasso", "UDR (Lasso)", "higher"),
+    ("udr.spearman", "UDR (Spearman)", "higher"),
 )
+UDR = "udr.lasso"  # Duan et al.'s main variant
+# Unfairness (Locatello et al. 2019b, Sec. 4): the mean over all (target, sensitive)
+# factor pairs of the mean total variation; lower is fairer.
+FAIRNESS = (("mean.fairness.mean_fairness:mean_pred:mean_sens", "Unfairness"),)
 TC_MEAN = "mean.unsupervised.gaussian_total_correlation"
 TC_SAMPLED = "sampled.unsupervised.gaussian_total_correlation"
 
@@ -99,6 +112,18 @@ def rank_correlations(table: pd.DataFrame, rows: list[str], columns: list[str]
                     continue
                 matrix.loc[r, c] = float(np.corrcoef(a, b)[0, 1])
         out[dataset] = matrix
+    return out
+
+
+def rank_correlations_per_model(table: pd.DataFrame, row: str, columns: list[str]
+                                ) -> dict[str, pd.DataFrame]:
+    """``rank_correlations`` of one score with each column over the runs of each model:
+    {dataset: DataFrame (models x columns)}."""
+    out = {}
+    for dataset, group in table.groupby("dataset", sort=True):
+        out[dataset] = pd.DataFrame(
+            [rank_correlations(runs, [row], columns)[dataset].loc[row].rename(model)
+             for model, runs in group.groupby("model", sort=True)])
     return out
 
 

@@ -74,7 +74,8 @@ def test_report_has_every_exhibit_and_the_same_tables_every_time(tmp_path,
                   "Distributions per model", "Scores against regularisation strength",
                   "Total correlation of the sampled and the mean representation",
                   "Variance: model, hyperparameter, seed", "Unsupervised scores against metrics",
-                  "Model selection transfer", "Latent traversals"):
+                  "Model selection without labels: UDR", "Model selection transfer",
+                  "Fairness", "Latent traversals"):
         assert f". {title}\n" in md
     assert "18 runs from st (disbench)" in md
     assert "betavae-failed" in md and "non-finite loss" in md

@@ -50,6 +50,13 @@ def synthetic_table(datasets=("dsprites",), seeds: int = 3, seed: int = 0) -> pd
                     }
                     for column, _ in stats.METRICS:
                         row[column] = 0.3 * quality + 0.05 * i + 0.05 * rng.normal()
+                    row.update({"heldout.reconstruction": 51 + 5 * i + rng.normal(),
+                                "heldout.kl": 20 - i + rng.normal()})
+                    if seeds > 1:  # UDR compares the seeds of a setting
+                        row.update({"udr.lasso": 0.3 + 0.5 * quality + 0.05 * rng.normal(),
+                                    "udr.spearman": 0.4 + 0.4 * quality + 0.05 * rng.normal()})
+                    row["heldout.elbo"] = -(row["heldout.reconstruction"] + row["heldout.kl"])
+                    row[stats.FAIRNESS[0][0]] = 0.3 - 0.2 * quality + 0.02 * rng.normal()
                     row[stats.TC_MEAN] = 3 + 0.1 * i + 0.1 * rng.normal()
                     row[stats.TC_SAMPLED] = 3 - 0.4 * i + 0.1 * rng.normal()
                     rows.append(row)

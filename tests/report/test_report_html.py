@@ -36,7 +36,9 @@ SECTIONS = [
     "Total correlation of the sampled and the mean representation",
     "Variance: model, hyperparameter, seed",
     "Unsupervised scores against metrics",
+    "Model selection without labels: UDR",
     "Model selection transfer",
+    "Fairness",
     "Latent traversals",
 ]
 WIDTH = 1280
@@ -147,7 +149,7 @@ def test_page_loads_with_every_figure_and_section_and_no_console_error(chromium,
     verdict, console = probe(chromium, page_html, tmp_path)
 
     pngs = [*(report / "figures").glob("*.png"), *(report / "traversals").glob("*.png")]
-    assert verdict["images"] == len(sources) == len(pngs) == 33  # 2x7 + 7 transfer + 12 runs
+    assert verdict["images"] == len(sources) == len(pngs) == 37  # 2x9 + 7 transfer + 12 runs
     assert verdict["broken"] == [], "images that did not decode"
     assert verdict["no_alt"] == 0
     assert verdict["too_wide"] == [], "images wider than the page's column"

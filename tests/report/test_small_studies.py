@@ -48,8 +48,14 @@ def build(table, tmp_path: Path) -> Path:
     return out
 
 
-def section(md: str, number: int) -> str:
-    return md.split(f"\n## {number}. ")[1].split("\n## ")[0]
+def section(md: str, title: str) -> str:
+    return re.split(rf"\n## \d+\. {re.escape(title)}\n", md)[1].split("\n## ")[0]
+
+
+VARIANCE, TRAVERSALS = "Variance: model, hyperparameter, seed", "Latent traversals"
+# the scores of the synthetic table: 7 metrics, unfairness, 7 unsupervised scores (losses
+# of the last batch and held out, TC), and with two or more seeds UDR's two
+ONE_SEED_SCORES, SCORES = 15, 17
 
 
 def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path, drawn):
@@ -63,18 +69,18 @@ def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path,
     csv = (out / "tables" / "variance_decomposition.csv").read_text().splitlines()
     assert csv[0] == "dataset,score,runs,model,hyperparameter,seed"
     assert "dsprites,mean.mig.mig,6,0.771429,0.228571," in csv
-    assert len(csv) == 12 and all(line.endswith(",") for line in csv[1:])  # seed blank
+    assert len(csv) == 1 + ONE_SEED_SCORES and all(line.endswith(",") for line in csv[1:])
 
     md = (out / "report.md").read_text()
-    variance = section(md, 7)
+    variance = section(md, VARIANCE)
     assert f"> **Missing:** {UNSEPARATED.format(where='dsprites')}" in variance
     assert "*dsprites: share of variance (seed: n/a where it cannot be separated)*" in variance
     rows = [line for line in variance.splitlines() if line.startswith("| dsprites |")]
     assert "| dsprites | MIG | 6 | 0.771 | 0.229 | n/a |" in rows
-    assert len(rows) == 11 and all(row.endswith("| n/a |") for row in rows)
+    assert len(rows) == ONE_SEED_SCORES and all(row.endswith("| n/a |") for row in rows)
     tex = (out / "tables" / "variance_decomposition.tex").read_text()
     assert "dsprites & MIG & 6 & 0.771 & 0.229 & n/a \\\\" in tex
-    assert tex.count("& n/a \\\\") == 11
+    assert tex.count("& n/a \\\\") == ONE_SEED_SCORES
     page = (out / "report.html").read_text()
     assert ('<p class="missing"><strong>Missing:</strong> '
             f'{UNSEPARATED.format(where="dsprites")}</p>') in page
@@ -86,7 +92,8 @@ def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path,
     assert figure["bars"]["model"][2] == pytest.approx(13.5 / 17.5)
     assert figure["bars"]["hyperparameter"][2] == pytest.approx(4 / 17.5)
     assert figure["scores"][2] == "MIG: seed n/a"
-    assert all(s.endswith(": seed n/a") for s in figure["scores"]) and len(figure["scores"]) == 11
+    assert all(s.endswith(": seed n/a") for s in figure["scores"])
+    assert len(figure["scores"]) == ONE_SEED_SCORES
     assert figure["legend"] == ["model", "hyperparameter", "seed n/a"]
 
 
@@ -97,16 +104,16 @@ def test_seed_share_is_missing_only_where_it_cannot_be_separated(tmp_path, drawn
     out = build(table, tmp_path)
 
     csv = (out / "tables" / "variance_decomposition.csv").read_text().splitlines()[1:]
-    assert [line.endswith(",") for line in csv] == [True] * 11 + [False] * 11
+    assert [line.endswith(",") for line in csv] == [True] * SCORES + [False] * SCORES
     md = (out / "report.md").read_text()
-    variance = section(md, 7)
+    variance = section(md, VARIANCE)
     assert f"> **Missing:** {UNSEPARATED.format(where='one')}" in variance
     assert "*one: share of variance (seed: n/a where it cannot be separated)*" in variance
     assert "*two: share of variance*" in variance
     rows = [line for line in variance.splitlines() if line.startswith("| two |")]
-    assert len(rows) == 11 and not any(row.endswith("| n/a |") for row in rows)
+    assert len(rows) == SCORES and not any(row.endswith("| n/a |") for row in rows)
     assert drawn["variance_one.png"]["bars"]["seed"] == []
-    assert len(drawn["variance_two.png"]["bars"]["seed"]) == 11
+    assert len(drawn["variance_two.png"]["bars"]["seed"]) == SCORES
     assert drawn["variance_two.png"]["legend"] == ["model", "hyperparameter", "seed"]
     assert not any("n/a" in s for s in drawn["variance_two.png"]["scores"])
 
@@ -133,7 +140,7 @@ def test_models_with_one_or_two_runs_show_each_traversal_once(tmp_path):
                 "dsprites, factorvae, best: `factorvae-dsprites-v1-s0` (DCI disentanglement 0.7)",
                 "dsprites, factorvae, worst: `factorvae-dsprites-v0-s0` "
                 "(DCI disentanglement 0.2)"]
-    traversals = section((out / "report.md").read_text(), 10)
+    traversals = section((out / "report.md").read_text(), TRAVERSALS)
     assert re.findall(r"^!\[([^\]]*)\]\(traversals/", traversals, re.M) == captions
     assert ("> **Missing:** no separate median for a model with fewer than three runs (two "
             "runs: best and worst; one run: the only run): betavae (dsprites): 1 run; "
@@ -160,3 +167,34 @@ def test_overview_names_the_estimator_of_the_boosted_trees(tmp_path, drawn):
     md = (build(table, tmp_path / "fast") / "report.md").read_text()
     assert ("Metric settings: `locatello` (DCI and downstream: the same trees grown by "
             "LightGBM, eval.boosting=fast).") in md
+
+
+def test_udr_and_fairness_exhibits_show_their_rank_correlations(tmp_path, drawn):
+    from disbench.report import stats
+
+    table = synthetic_table(seeds=3)
+    out = build(table, tmp_path)
+    md = (out / "report.md").read_text()
+    udr = section(md, "Model selection without labels: UDR")
+    fairness = section(md, "Fairness")
+    written = (out / "tables" / "rank_correlation_udr.csv").read_text().splitlines()
+    assert written[0] == "dataset,model," + ",".join(c for c, _ in stats.METRICS)
+    expected = stats.rank_correlations_per_model(table, "udr.lasso",
+                                                 [c for c, _ in stats.METRICS])["dsprites"]
+    for line in written[1:]:
+        _, model, *values = line.split(",")
+        assert [float(v) for v in values] == pytest.approx(expected.loc[model].tolist())
+    assert "*dsprites: rank correlation of UDR with each metric, per model*" in udr
+    assert "| dsprites | betavae |" in udr
+    assert (out / "figures" / "udr_dsprites.png").is_file()
+    assert "Spearman rank correlation, unfairness vs metrics" in fairness
+    assert (out / "tables" / "rank_correlation_fairness.csv").is_file()
+    # UDR is a selection rule of the transfer exhibit
+    transfer = (out / "tables" / "transfer_metrics.csv").read_text()
+    assert "udr.lasso" in transfer and "heldout.elbo" in transfer
+
+    bare = table.drop(columns=[c for c in table.columns
+                               if c.startswith("udr.") or "fairness" in c])
+    md = (build(bare, tmp_path / "bare") / "report.md").read_text()
+    assert "no run has a UDR score: it needs two or more seeds of a setting" in md
+    assert "no run has a fairness score" in md

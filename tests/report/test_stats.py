@@ -90,6 +90,25 @@ def test_rank_correlations_known_and_against_scipy():
         assert np.isnan(matrix.loc["a", "constant"])
 
 
+def test_rank_correlations_per_model_are_each_models_own():
+    """UDR's exhibit: within each model, not pooled. Pooled, the offset between the models
+    would dominate; within each, UDR agrees with one model's metric and is reversed for
+    the other's."""
+    table = grid(lambda d, m, i, s: 10.0 * (m == "factorvae") + i + 0.1 * s)
+    table["udr"] = np.where(table["model"] == "betavae", table["score"], -table["score"])
+    rng = np.random.default_rng(1)
+    table["noise"] = rng.normal(size=len(table))
+    matrix = stats.rank_correlations_per_model(table, "udr", ["score", "noise"])["d1"]
+    assert list(matrix.index) == ["betavae", "factorvae"]
+    assert list(matrix.columns) == ["score", "noise"]
+    assert matrix.loc["betavae", "score"] == pytest.approx(1.0)
+    assert matrix.loc["factorvae", "score"] == pytest.approx(-1.0)
+    for model in MODELS:
+        part = table[table["model"] == model]
+        assert matrix.loc[model, "noise"] == pytest.approx(spearmanr(part["udr"],
+                                                                     part["noise"])[0])
+
+
 def test_rank_correlation_skips_missing_values_pairwise():
     table = grid(lambda d, m, i, s: float(i * 10 + s))
     table["other"] = table["score"] * 2
