@@ -146,6 +146,9 @@ def main() -> None:
         t = results[label][1]["sampled"]
         cells.append(f"{t['unsupervised'] - t['unsupervised.encode']:.1f}")
     print(_row("unsupervised (sampled)", *cells))
+    for step in ("heldout", "udr_sample"):  # the model's own: encoding included
+        print(_row(f"{step} (with its encoding)",
+                   *[f"{results[label][1][step]:.1f}" for label in labels]))
     print(_row("**total**", *[f"**{results[label][2]:.0f}**" for label in labels]))
     if len(labels) == 2:
         a, b = (results[label] for label in labels)

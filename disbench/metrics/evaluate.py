@@ -492,7 +492,8 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         batch_size: observations per encoder call (default 1024 on CPU, 4096 on CUDA).
         n_jobs, encode_once: as for ``evaluate``.
         timings: if given, filled as by ``evaluate`` for the mean representation, with the
-            sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both.
+            sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both;
+            ``"heldout"`` and ``"udr_sample"``: seconds of the model's own scores.
         progress: show a progress bar on stderr, one step per metric and representation,
             naming the metric that is running.
 
@@ -548,16 +549,21 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
             timings["encode"] = stats.seconds
             timings["num_encoded"] = stats.num_encoded
         bar.set_description_str("scoring the held-out reconstruction")
+        start = time.perf_counter()
         scores["heldout"] = heldout_scores(model, dataset, settings["heldout"]["num_points"],
                                            metric_rng(eval_seed, "heldout"), device,
                                            batch_size)
         bar.update()
         bar.set_description_str("encoding the UDR sample")
+        middle = time.perf_counter()
         udr_sample = model_udr_sample(model, dataset, settings["udr"]["num_points"], device,
                                       batch_size)
         if udr_sample is not None:
             scores["udr_sample"] = udr_sample
         bar.update()
+        if timings is not None:
+            timings["heldout"] = middle - start
+            timings["udr_sample"] = time.perf_counter() - middle
     finally:
         bar.close()
         model.to(original_device).train(was_training)
