@@ -494,8 +494,9 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         timings: if given, filled as by ``evaluate`` for the mean representation, with the
             sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both;
             ``"heldout"`` and ``"udr_sample"``: seconds of the model's own scores.
-        progress: show a progress bar on stderr, one step per metric and representation,
-            naming the metric that is running.
+        progress: show a progress bar on stderr, one step per metric and representation
+            (and the model's own scores), naming the metric that is running; below it, a
+            bar of the images being encoded when a metric encodes ten batches or more.
 
     Besides the metrics, the model itself is scored once: its reconstruction loss, KL
     and ELBO on ``heldout.num_points`` observations drawn with the evaluation seed
@@ -531,7 +532,7 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
         rep = Representation(model_representation(model, device))
-        stats = EncodeStats()
+        stats = EncodeStats(progress=progress)
         table = None
         if _use_table(dataset, factor_sizes, encode_once):
             table = CodeTable(dataset, rep, factor_sizes, batch_size, stats)

@@ -25,11 +25,13 @@ deterministic dataset:
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from disbench.metrics.utils import MetricInputError
 
@@ -185,10 +187,12 @@ def model_representation(model, device=None) -> Callable:
 @dataclass
 class EncodeStats:
     """Encoder work done so far: observations encoded and seconds spent (rendering
-    the observations included)."""
+    the observations included). With ``progress``, an encoding of ten batches or more
+    shows a bar of its own on stderr (below the suite's)."""
 
     num_encoded: int = 0
     seconds: float = 0.0
+    progress: bool = False
 
 
 def _encode(dataset, representation: Representation, factors: np.ndarray,
@@ -197,17 +201,21 @@ def _encode(dataset, representation: Representation, factors: np.ndarray,
     """Render and encode the observations of ``factors`` in batches."""
     start = time.perf_counter()
     means, log_vars = [], []
-    for i in range(0, len(factors), batch_size):
-        chunk = factors[i:i + batch_size]
-        observations = dataset.sample_observations_from_factors(chunk, rng)
-        if len(observations) != len(chunk):
-            raise MetricInputError(
-                f"the dataset {type(dataset).__name__}: sample_observations_from_factors "
-                f"returned {len(observations)} observations for {len(chunk)} factor rows."
-            )
-        mean, log_var = representation(observations)
-        means.append(mean)
-        log_vars.append(log_var)
+    with tqdm(total=len(factors), desc="encoding", unit="image", file=sys.stderr, leave=False,
+              position=1, dynamic_ncols=True,
+              disable=not stats.progress or len(factors) < 10 * batch_size) as bar:
+        for i in range(0, len(factors), batch_size):
+            chunk = factors[i:i + batch_size]
+            observations = dataset.sample_observations_from_factors(chunk, rng)
+            if len(observations) != len(chunk):
+                raise MetricInputError(
+                    f"the dataset {type(dataset).__name__}: sample_observations_from_factors "
+                    f"returned {len(observations)} observations for {len(chunk)} factor rows."
+                )
+            mean, log_var = representation(observations)
+            means.append(mean)
+            log_vars.append(log_var)
+            bar.update(len(chunk))
     stats.num_encoded += len(factors)
     stats.seconds += time.perf_counter() - start
     if not means:

@@ -1,5 +1,7 @@
 """score_model: a trained disbench model scored on the mean and sampled representations."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,12 @@ def test_progress_names_each_metric_as_it_runs(capsys):
                     "encoding the UDR sample"):
         assert running in err
     assert "5/5" in err and err.index("scoring mig") < err.index("scoring sap")
+    assert "encoding:" not in err  # the 60 grid images: one batch, no bar of its own
+    # ten batches or more: a bar of the images being encoded
+    score_model(tiny_model(), tiny_grid(), settings, seed=7, device="cpu", n_jobs=1,
+                progress=True, batch_size=4)
+    err = capsys.readouterr().err
+    assert re.search(r"encoding: +\d+%.*\| *\d+/60 \[", err)  # cleared when done
 
 
 # the cheap metrics (no gradient-boosted trees)
