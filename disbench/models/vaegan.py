@@ -183,6 +183,11 @@ class VAEGAN(Objective):
         """Logits of the image; the image is sigmoid(logits)."""
         return self.decoder(z)
 
+    def reconstruction_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The Bernoulli pixel NLL logged as `reconstruction` (not trained on), for the
+        comparison with the other models (and the held-out scores)."""
+        return bernoulli(logits, x)
+
     def optimizers(self) -> dict[str, OptimizerSpec]:
         def rmsprop(module: nn.Module) -> OptimizerSpec:
             return OptimizerSpec(list(module.parameters()), cls=torch.optim.RMSprop,
@@ -209,7 +214,7 @@ class VAEGAN(Objective):
                   "decoder": self.gamma * llike - gan,
                   "discriminator": gan}
         with torch.no_grad():
-            recon = bernoulli(recon_logits, x)
+            recon = self.reconstruction_loss(recon_logits, x)
         terms = {"encoder_loss": losses["encoder"], "decoder_loss": losses["decoder"],
                  "discriminator_loss": gan, "dis_llike": llike, "kl": prior,
                  "reconstruction": recon, "elbo": -(recon + prior),

@@ -1,10 +1,15 @@
 """Held-out reconstruction loss, KL and ELBO against a numpy computation of the same sums."""
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from suite_fixtures import tiny_grid
 
+from disbench import models, nets
 from disbench.metrics import MetricWarning
 from disbench.metrics.heldout import heldout_scores
 from disbench.models.reconstruction import reconstruction_loss
@@ -13,6 +18,7 @@ PIXELS, LATENTS = 36, 3
 WEIGHTS = np.random.default_rng(0).normal(size=(PIXELS, LATENTS))  # encoder
 DECODER = np.random.default_rng(1).normal(size=(LATENTS, PIXELS))
 LOG_VAR = np.array([-1.0, 0.0, 0.5])
+MODEL_CONF = Path(models.__file__).parents[1] / "conf" / "model"
 
 
 class Linear(torch.nn.Module):
@@ -76,3 +82,19 @@ def test_a_model_without_a_reconstruction_loss_gets_none_with_a_warning():
 
     with pytest.warns(MetricWarning, match="NoLoss has no reconstruction_loss"):
         assert heldout_scores(NoLoss(), tiny_grid(), 10, np.random.default_rng(0), "cpu") == {}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in MODEL_CONF.glob("*.yaml")))
+def test_every_built_in_objective_gets_its_held_out_scores(name):
+    """Every shipped objective has a reconstruction loss; the Gaussian encoders also a
+    KL and an ELBO, and the deterministic one (NashAE) only the reconstruction."""
+    torch.manual_seed(0)
+    encoder, decoder = nets.build("mlp", (1, 6, 6), 4)
+    model = models.build(yaml.safe_load((MODEL_CONF / f"{name}.yaml").read_text()), encoder,
+                         decoder, 4).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MetricWarning)
+        got = heldout_scores(model, tiny_grid(), 20, np.random.default_rng(0), "cpu")
+    assert set(got) == ({"reconstruction"} if name == "nashae"
+                        else {"reconstruction", "kl", "elbo"})
+    assert all(np.isfinite(v) for v in got.values())
