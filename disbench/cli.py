@@ -35,6 +35,9 @@ commands:
                       the comparison report: report.md, report.html, figures, tables
   data list|info|download|show
                       the datasets: what is there, fetch files, look at samples
+  export RUN_DIR|STUDY_DIR --out DIR
+                      trained runs as model-hub folders (safetensors weights, config.json,
+                      metrics.json, a model card); disbench.load(DIR) loads one back
 
 Run `disbench train --help` for the config groups and their options."""
 
@@ -115,6 +118,30 @@ def main(argv: list[str] | None = None) -> int:
         return stop.exit_code
 
 
+def export_main(args: list[str]) -> int:
+    """`disbench export RUN_DIR|STUDY_DIR --out DIR`."""
+    import argparse
+    from pathlib import Path
+
+    usage = "disbench export RUN_DIR|STUDY_DIR --out DIR"
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise DisbenchError(f"{message}\nusage: {usage}")
+
+    parser = Parser(prog="disbench export", usage=usage,
+                    description="Trained runs as model-hub folders (docs/zoo.md).")
+    parser.add_argument("source", type=Path, help="a run directory, or a study directory")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the folder of a run; for a study, one folder per run in it")
+    parsed = parser.parse_args(args)
+    from disbench.zoo import export
+
+    for folder in export(parsed.source, parsed.out):
+        print(f"exported {folder}")
+    return 0
+
+
 def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -148,6 +175,11 @@ def _dispatch(argv: list[str]) -> int:
         from disbench.data.cli import main as data_main
 
         return data_main(rest)
+    if command == "export":
+        try:
+            return export_main(rest)
+        except DisbenchError as err:
+            _fail(err)
     print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -143,26 +143,11 @@ class Datasets:
 
 def load_model(cfg, run_dir: Path, observation_shape):
     """The run's model with the weights of ``checkpoints/last.ckpt``."""
-    import torch
-
-    from disbench.train.run import build_model
+    from disbench.zoo import build_model, checkpoint_weights, with_weights
 
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
-    if not ckpt_path.is_file():
-        raise DisbenchError(f"{ckpt_path} is missing")
-    model = build_model(cfg, observation_shape)
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - truncated or corrupt
-        raise DisbenchError(f"{ckpt_path} cannot be read ({str(err).splitlines()[0][:200]}); "
-                            f"restore it, or train the run again") from None
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
-             if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise DisbenchError(f"{ckpt_path} does not fit the model of config.yaml: {err}") from None
-    return model
+    return with_weights(build_model(cfg, observation_shape), checkpoint_weights(ckpt_path),
+                        ckpt_path)
 
 
 def score_run(run_dir: Path, settings: dict | None, datasets: Datasets, device, force: bool

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import disbench
-from disbench import config, data, models, nets, store
+from disbench import config, data, models, store
 from disbench.config import identity, run_id
 from disbench.errors import DisbenchError, warn
 from disbench.interrupt import stopping_signals
@@ -32,6 +32,7 @@ from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss
 from disbench.train.module import NonFiniteLoss, TrainingModule
 from disbench.train.optimizers import build_optimizers, check_losses
 from disbench.visualize import save_image, traversal_grid
+from disbench.zoo import build_model
 
 
 @dataclass
@@ -62,15 +63,6 @@ def load_dataset(cfg: DictConfig):
     options = {k: v for k, v in OmegaConf.to_container(cfg.data, resolve=True).items()
                if k != "name"}
     return data.load(cfg.data.name, data_dir=cfg.paths.data, **options)
-
-
-def build_model(cfg: DictConfig, observation_shape) -> models.Objective:
-    """The objective with its networks, initialised as `arch.init` says."""
-    encoder, decoder = nets.build(cfg.arch.name, observation_shape, cfg.arch.latent_dim)
-    model = models.build(OmegaConf.to_container(cfg.model, resolve=True), encoder, decoder,
-                         cfg.arch.latent_dim)
-    nets.initialise(model, cfg.arch.init)
-    return model
 
 
 def check_objective(cfg: DictConfig, dataset) -> None:
@@ -295,6 +287,7 @@ def _start(cfg: DictConfig, rd: store.RunDir, dataset, threads: int) -> float:
         started_at=status.get("started_at", started),
         attempts=status.get("attempts", 0) + 1, versions=versions(), reason=None,
         stage=None, data_source=getattr(dataset, "source", "user"), threads=threads,
+        observation_shape=list(dataset.observation_shape),
     )
     return started
 
