@@ -7,7 +7,7 @@ Files (documented in docs/results-format.md):
   metrics.json       final losses and metric scores (written before "completed")
   udr_sample.npz     the model's codes of the study's shared UDR sample (with the scores)
   checkpoints/last.ckpt, checkpoints/previous.ckpt (the one before, a fallback)
-  traversal.png
+  traversal.png, traversal.gif, reconstructions.png   the model's pictures
   train.log          a sweep task's console output (sweeps only)
   claim.json         present while a process trains the run
 
@@ -108,6 +108,8 @@ class RunDir:
         self.last_checkpoint = self.checkpoints / "last.ckpt"
         self.previous_checkpoint = self.checkpoints / "previous.ckpt"
         self.traversal = self.path / "traversal.png"
+        self.traversal_gif = self.path / "traversal.gif"
+        self.reconstructions = self.path / "reconstructions.png"
         self.claim_file = self.path / "claim.json"
 
     def __repr__(self) -> str:

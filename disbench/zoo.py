@@ -8,7 +8,7 @@ An exported run is a folder (docs/zoo.md)::
     metrics.json        the run's scores, as stored
     README.md           a model card: what it is, how it was trained, its scores, how to
                         load it, the traversal image
-    traversal.png       when the run has one
+    traversal.png, traversal.gif, reconstructions.png   the run's pictures, if any
 
 ``load(path)`` rebuilds the objective from ``config.json`` and the weights, without
 Lightning and without unpickling; it also loads a run directory, from its
@@ -158,9 +158,10 @@ def export_run(run_dir: Path, out: Path) -> Path:
     save_file(tensors, str(out / WEIGHTS), metadata={"format": FORMAT})
     store.write_json(out / CONFIG, info)
     store.write_json(out / "metrics.json", metrics)
+    for picture in (run.traversal, run.traversal_gif, run.reconstructions):
+        if picture.is_file():
+            shutil.copyfile(picture, out / picture.name)
     has_traversal = run.traversal.is_file()
-    if has_traversal:
-        shutil.copyfile(run.traversal, out / "traversal.png")
     store.write_atomic(out / CARD, _model_card(info, metrics, has_traversal))
     return out
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from disbench import api
 from disbench.errors import DisbenchError
@@ -34,6 +35,18 @@ def test_the_readme_example_trains_aggregates_and_loads(tmp_path, data_dir, monk
     assert isinstance(table, pd.DataFrame) and list(table["run_id"]) == [outcome.run_dir.path.name]
     assert type(model).__name__ == "BetaVAE" and not model.training
     assert "completed" in capsys.readouterr().out
+    # the run's pictures: the labelled sheet, the animation (-2 -> 2 -> back in 10 steps:
+    # 18 frames of 100 ms; the GIF merges identical neighbours, adding their durations, and a
+    # barely trained model draws some) and the reconstructions
+    run = outcome.run_dir.path
+    gif = Image.open(run / "traversal.gif")
+    durations = []
+    for frame in range(gif.n_frames):
+        gif.seek(frame)
+        durations.append(gif.info["duration"])
+    assert sum(durations) == 18 * 100 and gif.n_frames <= 18
+    for picture in ("traversal.png", "reconstructions.png"):
+        Image.open(run / picture).verify()
     # the same run again: nothing to do
     assert api.train("model=betavae", "data=dsprites_procedural", "trainer=smoke", "eval=none",
                      "study=notebook").state == "skipped"

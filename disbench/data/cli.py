@@ -149,6 +149,45 @@ def cmd_show(name: str, data_dir: Path, options: dict, out: Path | None, seed: i
     return 0
 
 
+def factor_frames(dataset, base: np.ndarray, rng) -> tuple[list[np.ndarray], list[str]]:
+    """Frames (RGB uint8) with each factor varied in turn over all its values, the others
+    fixed at ``base``; a caption line above each image names the factor and its value."""
+    from PIL import Image, ImageDraw
+
+    from disbench.visualize import _to_rgb
+
+    frames, captions = [], []
+    for k, (factor, size) in enumerate(zip(dataset.factor_names, dataset.factor_sizes)):
+        factors = np.repeat(base[None], size, axis=0)
+        factors[:, k] = np.arange(size)
+        for value, cell in zip(range(size), _to_rgb(
+                dataset.sample_observations_from_factors(factors, rng))):
+            caption = f"{factor} = {value} of {size}"
+            frame = Image.new("RGB", (max(cell.shape[1], 140), cell.shape[0] + 14), "white")
+            frame.paste(Image.fromarray(cell), (0, 14))
+            ImageDraw.Draw(frame).text((2, 1), caption, fill=(0, 0, 0))
+            frames.append(np.asarray(frame))
+            captions.append(caption)
+    return frames, captions
+
+
+def cmd_show_gif(name: str, data_dir: Path, options: dict, out: Path | None, seed: int) -> int:
+    from disbench.visualize import save_gif
+
+    dataset = data.load(name, data_dir, **options)
+    rng = np.random.default_rng(seed)
+    base = dataset.sample_factors(1, rng)[0]
+    frames, _ = factor_frames(dataset, base, rng)
+    out = out or Path(f"{name}.gif")
+    try:
+        save_gif(out, frames, frame_ms=150)
+    except OSError as err:
+        raise DisbenchError(f"could not write {out}: {err}") from None
+    print(f"{out}: {dataset!r}, {len(frames)} frames: each factor in turn over its values, "
+          f"the others at {tuple(int(v) for v in base)}")
+    return 0
+
+
 def _option(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -173,9 +212,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="files, URLs, digests, factors")
     p.add_argument("name")
     p = sub.add_parser("show", parents=[common, loading],
-                       help="PNG of samples and factor traversals")
+                       help="PNG of samples and factor traversals (--gif: an animation)")
     p.add_argument("name")
-    p.add_argument("--out", type=Path, default=None, help="PNG to write (default: NAME.png)")
+    p.add_argument("--gif", action="store_true",
+                   help="an animated GIF instead: each factor varied in turn, the others fixed")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the file to write (default: NAME.png, or NAME.gif with --gif)")
     p.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -194,7 +236,8 @@ def main(argv: list[str]) -> int:
         options = dict(args.option)
         if args.command == "download":
             return cmd_download(args.name, data_dir, options)
-        return cmd_show(args.name, data_dir, options, args.out, args.seed)
+        show = cmd_show_gif if args.gif else cmd_show
+        return show(args.name, data_dir, options, args.out, args.seed)
     except DisbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

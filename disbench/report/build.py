@@ -3,7 +3,8 @@
 Each exhibit adapts to what the table holds (datasets, models, hyperparameter values,
 seeds, scores) and says what it cannot show. Output folder::
 
-    report.md  report.html  figures/*.png  tables/*.csv  tables/*.tex  traversals/*.png
+    report.md  report.html  figures/*.png  tables/*.csv  tables/*.tex
+    traversals/*.png, traversals/*.gif
 """
 
 from __future__ import annotations
@@ -390,7 +391,9 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
     blocks: list = [Text(
         f"The best, median and worst run of each model by {labels.get(rank_by, rank_by)} "
         f"(`{rank_by}`). Each image decodes one observation's mean code with one latent "
-        "swept over [-2, 2] per row.")]
+        "swept over [-2, 2] per row (labelled with the latent and its KL, sorted by KL, "
+        "where the run drew a labelled sheet); an animation, where the run has one, sweeps "
+        "every latent at once.")]
     if few:
         blocks.append(Missing(
             "no separate median for a model with fewer than three runs (two runs: best and "
@@ -405,11 +408,15 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
         if source is None or not source.is_file():
             missing.append(row.run_id)
             continue
-        target = out / "traversals" / f"{row.run_id}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, target)
-        blocks.append(Figure(target, caption))
+        for picture in (source, source.with_suffix(".gif")):  # the sheet, the animation
+            if not picture.is_file():
+                continue
+            target = out / "traversals" / f"{row.run_id}{picture.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != picture.read_bytes():
+                shutil.copyfile(picture, target)
+            blocks.append(Figure(target, caption if picture.suffix == ".png"
+                                 else f"{caption}, animated"))
     blocks.append(Table("traversal_runs", ranked,
                         ranked.assign(which=ranked["which"].replace(WHICH),
                                       value=ranked["value"].round(4)),

@@ -38,7 +38,7 @@ class Table:
 
 @dataclass
 class Figure:
-    path: Path  # a PNG inside the report folder
+    path: Path  # a PNG (or an animated GIF) inside the report folder
     caption: str
 
 
@@ -182,8 +182,9 @@ def render_html(title: str, sections: list[Section], root: Path) -> str:
             elif isinstance(block, Figure):
                 data = base64.b64encode(block.path.read_bytes()).decode()
                 alt = html.escape(re.sub(r"[`*]", "", block.caption))
+                mime = "image/gif" if block.path.suffix == ".gif" else "image/png"
                 out.append(f'<figure><img alt="{alt}" '
-                           f'src="data:image/png;base64,{data}"><figcaption>'
+                           f'src="data:{mime};base64,{data}"><figcaption>'
                            f"{_inline(block.caption)}</figcaption></figure>")
     out.append("</body></html>\n")
     return "\n".join(out)

@@ -31,7 +31,7 @@ from disbench.interrupt import stopping_signals
 from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss_log
 from disbench.train.module import NonFiniteLoss, TrainingModule
 from disbench.train.optimizers import build_optimizers, check_losses
-from disbench.visualize import save_image, traversal_grid
+from disbench.visualize import save_pictures
 from disbench.zoo import build_model
 
 
@@ -211,6 +211,9 @@ def warnings_filtered():
         yield
 
 
+PICTURE_SAMPLE = 64  # observations whose mean KL orders the traversal's rows
+
+
 def _final_losses(run: store.RunDir) -> dict[str, float]:
     import csv
 
@@ -309,8 +312,8 @@ def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset,
         scores = evaluate(cfg, model, dataset, device)
     stage.name = "writing the traversal"
     model = model.cpu().eval()
-    _, observation = dataset.sample(1, np.random.default_rng(cfg.seed))
-    save_image(rd.traversal, traversal_grid(model, observation[0]))
+    _, observations = dataset.sample(PICTURE_SAMPLE, np.random.default_rng(cfg.seed))
+    save_pictures(model, observations, rd.traversal, rd.traversal_gif, rd.reconstructions)
     stage.name = "recording"
     if deferred:
         store.write_json(rd.metrics, {"train": _final_losses(rd)})

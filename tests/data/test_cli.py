@@ -53,6 +53,21 @@ def test_show(derived_dir, tmp_path, capsys):
     assert "row 5: orientation" in capsys.readouterr().out
 
 
+def test_show_gif_varies_each_factor_in_turn(derived_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from disbench import data
+
+    out = tmp_path / "scream.gif"
+    assert main(["show", "scream_dsprites", "--gif", "--data-dir", str(derived_dir), "-o",
+                 "source=procedural", "--out", str(out), "--seed", "1"]) == 0
+    sizes = data.load("scream_dsprites", derived_dir, source="procedural").factor_sizes
+    gif = Image.open(out)
+    assert gif.n_frames == sum(sizes)  # one frame per value of each factor (captions differ)
+    assert gif.size == (140, 64 + 14)
+    assert f"{sum(sizes)} frames: each factor in turn" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_download_procedural(xysquares_dir, capsys):
     assert main(["download", "xysquares", "--data-dir", str(xysquares_dir)]) == 0

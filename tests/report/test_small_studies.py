@@ -198,3 +198,22 @@ def test_udr_and_fairness_exhibits_show_their_rank_correlations(tmp_path, drawn)
     md = (build(bare, tmp_path / "bare") / "report.md").read_text()
     assert "no run has a UDR score: it needs two or more seeds of a setting" in md
     assert "no run has a fairness score" in md
+
+
+def test_a_runs_animated_traversal_is_shown_and_embedded(tmp_path):
+    from PIL import Image
+
+    table = synthetic_table(seeds=1)
+    roots = traversal_roots(table, tmp_path / "studies")
+    best = table.loc[table[DCI].idxmax()]  # the best betavae or factorvae: shown
+    frames = [Image.new("RGB", (16, 8), (10 * t, 0, 0)) for t in range(3)]
+    frames[0].save(roots[best["study"]] / best["run_id"] / "traversal.gif", save_all=True,
+                   append_images=frames[1:], duration=100, loop=0)
+    out = tmp_path / "out"
+    build_report(table, out, title="Small study", study_roots=roots)
+    md = (out / "report.md").read_text()
+    assert f"](traversals/{best['run_id']}.gif)" in md
+    assert (out / "traversals" / f"{best['run_id']}.gif").read_bytes() == \
+        (roots[best["study"]] / best["run_id"] / "traversal.gif").read_bytes()
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/gif;base64,') == 1
