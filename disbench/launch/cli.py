@@ -14,7 +14,7 @@ from disbench.errors import DisbenchError, warn
 from disbench.interrupt import Interrupted
 from disbench.launch import local
 from disbench.launch.state import OCCASIONAL, run_state, summarize, to_launch
-from disbench.launch.status import default_results, report
+from disbench.launch.status import default_results, report, watch
 from disbench.launch.sweep import packs, plan
 
 
@@ -153,6 +153,15 @@ def status_main(argv: list[str]) -> int:
     parser.add_argument("study")
     parser.add_argument("--results", type=Path, default=None,
                         help="results root (default $DISBENCH_RESULTS or ./results)")
+    parser.add_argument("--watch", action="store_true",
+                        help="refresh the view until nothing of the study runs or is queued")
+    parser.add_argument("--interval", type=float, default=10.0,
+                        help="seconds between refreshes with --watch (default 10)")
     args = parser.parse_args(argv)
-    print(report(args.results or default_results(), args.study))
+    if args.interval <= 0:
+        raise DisbenchError(f"--interval {args.interval:g}: expected seconds > 0")
+    if args.watch:
+        watch(args.results or default_results(), args.study, args.interval)
+    else:
+        print(report(args.results or default_results(), args.study))
     return 0

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed, wait
 
 from disbench.interrupt import stopping_signals
+from disbench.launch.progress import measure, render
 from disbench.launch.sweep import PlannedRun
 from disbench.launch.task import train_task
 
@@ -58,7 +59,7 @@ def launch(tasks: list[list[PlannedRun]], workers: int | None = None, work=train
            ) -> dict[str, int]:
     """Do `work` (training: `train_task`; scoring: a `ScoreTask`) on each of `tasks` (a
     run, or a pack of runs), each in a fresh process; print a progress line per finished
-    run and a summary; return counts.
+    run, the sweep's progress line (`disbench.launch.progress`) and a summary; return counts.
 
     SIGINT, SIGTERM or SIGHUP stops the sweep: the runs in progress are stored as
     interrupted (they resume from their last checkpoint), the others are not started, and
@@ -75,6 +76,7 @@ def launch(tasks: list[list[PlannedRun]], workers: int | None = None, work=train
     futures = {pool.submit(_in_fresh_process, work, task, threads, stopping): task
                    for task in tasks}
     total, done = sum(len(task) for task in tasks), 0
+    runs = [run.run_dir for task in tasks for run in task]
     with stopping_signals() as signals:
         try:
             for future in as_completed(futures):
@@ -93,6 +95,8 @@ def launch(tasks: list[list[PlannedRun]], workers: int | None = None, work=train
                     print(f"[{done}/{total} {time.time() - start:6.0f}s] {state:11s} "
                           f"{run.run_id}  "
                           + "  ".join(f"{k}={v}" for k, v in counts.items() if v), flush=True)
+                if work is train_task:  # the sweep's bar, from the store
+                    print(render(measure(runs, since=start)), flush=True)
         except KeyboardInterrupt as err:
             stop = signals.interrupted(err)
             stopping.set()

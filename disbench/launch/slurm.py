@@ -21,6 +21,7 @@ import submitit
 
 from disbench import store
 from disbench.errors import DisbenchError
+from disbench.launch.progress import measure, render
 from disbench.launch.sweep import PlannedRun
 from disbench.launch.task import train_task
 
@@ -90,7 +91,7 @@ def launch(study: str, tasks: list[list[PlannedRun]], launcher: dict, wait: bool
            work=train_task, after: list[str] = ()) -> int:
     """Submit `tasks` (`submit`); with `wait`, block until they end; the exit code."""
     jobs = submit(study, tasks, launcher, work, after)
-    return wait_for(jobs, tasks) if wait else 0
+    return wait_for(jobs, tasks, progress=work is train_task) if wait else 0
 
 
 def submit(study: str, tasks: list[list[PlannedRun]], launcher: dict, work=train_task,
@@ -134,8 +135,21 @@ def array_ids(jobs: list) -> list[str]:
     return sorted({j.job_id.split("_")[0] for j in jobs})
 
 
-def wait_for(jobs: list, tasks: list[list[PlannedRun]]) -> int:
-    """Wait for the jobs, print a summary; 1 if a run failed."""
+def wait_for(jobs: list, tasks: list[list[PlannedRun]], progress: bool = True,
+             poll_seconds: float = 5.0) -> int:
+    """Wait for the jobs, printing (training: ``progress``) the sweep's progress line from
+    the store whenever its counts change, then a summary; 1 if a run failed."""
+    runs = [run.run_dir for task in tasks for run in task]
+    start, shown = time.time(), None
+    while not all(job.done() for job in jobs):
+        if progress:
+            line = render(measure(runs, since=start))
+            if line.split(";")[0] != shown:  # the counts changed, not only the clock
+                print(line, flush=True)
+                shown = line.split(";")[0]
+        time.sleep(poll_seconds)
+    if progress:
+        print(render(measure(runs, since=start)), flush=True)
     states: Counter = Counter()
     for job, task_runs in zip(jobs, tasks):
         try:

@@ -1,13 +1,15 @@
-"""`disbench status STUDY`: counts by state, by model and dataset; the unfinished, failed
-and unreadable runs."""
+"""`disbench status STUDY [--watch]`: counts by state, the progress line, counts by model and
+dataset; the unfinished, failed and unreadable runs."""
 
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from disbench import store
+from disbench.launch.progress import measure, render
 from disbench.launch.state import OCCASIONAL, STATES, run_state
 
 
@@ -30,13 +32,27 @@ def progress(status: dict) -> str:
     return text
 
 
+# SLURM states of a task that has not ended (sacct)
+ACTIVE_SLURM = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING",
+                "COMPLETING")
+
+
 def report(results: Path, study: str) -> str:
+    return view(results, study)[0]
+
+
+def view(results: Path, study: str) -> tuple[str, bool]:
+    """`disbench status`'s text, and whether the study is still moving (a run running, or
+    a SLURM task of it pending or running)."""
+    from disbench.launch.slurm import job_states
+
     runs = study_runs(results, study)
     states = [run_state(r) for r in runs]
     shown = [s for s in STATES if s != "new" and (s not in OCCASIONAL or s in states)]
     counts = Counter(states)
     lines = [f"study {study}: {len(runs)} runs in {results / study}",
-             "  " + "  ".join(f"{s} {counts[s]}" for s in shown)]
+             "  " + "  ".join(f"{s} {counts[s]}" for s in shown),
+             render(measure(runs), label="progress")]
     by_group: dict[tuple, Counter] = defaultdict(Counter)
     failures, unfinished, unreadable = [], [], []
     for run, state in zip(runs, states):
@@ -57,8 +73,6 @@ def report(results: Path, study: str) -> str:
     lines.append("|---|---|" + "---|" * len(shown))
     for (model, data), group in sorted(by_group.items()):
         lines.append(f"| {model} | {data} | " + " | ".join(str(group[s]) for s in shown) + " |")
-    from disbench.launch.slurm import job_states
-
     slurm = job_states(results, study)
     if slurm:
         lines.append("\nSLURM tasks: " + "  ".join(f"{k} {v}" for k, v in sorted(slurm.items())))
@@ -74,4 +88,23 @@ def report(results: Path, study: str) -> str:
     if unreadable:
         lines.append(f"\nunreadable runs ({store.REPAIR_BY_RERUN}):")
         lines += [f"  {run.status_file}" for run in unreadable]
-    return "\n".join(lines)
+    moving = bool(counts["running"]) or any(slurm.get(s) for s in ACTIVE_SLURM) if slurm \
+        else bool(counts["running"])
+    return "\n".join(lines), moving
+
+
+def watch(results: Path, study: str, interval: float = 10.0, stream=None) -> None:
+    """`disbench status --watch`: the view again every ``interval`` seconds (the screen
+    cleared on a terminal) until nothing of the study is running or queued."""
+    import sys
+
+    stream = stream or sys.stdout
+    while True:
+        text, moving = view(results, study)
+        clear = "\x1b[H\x1b[2J" if stream.isatty() else ""
+        print(f"{clear}{text}\n\n{time.strftime('%H:%M:%S')}: "
+              + (f"refreshing every {interval:g} s (Ctrl-C to stop watching)" if moving
+                 else "nothing of the study is running or queued"), file=stream, flush=True)
+        if not moving:
+            return
+        time.sleep(interval)

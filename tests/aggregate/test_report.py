@@ -160,6 +160,10 @@ def test_report_on_a_fresh_smoke_sweep(tmp_path, data_dir, disbench_in_process):
     # the local launcher trains each run in a process of its own
     sweep = disbench_in_process(["sweep", "smoke"], tmp_path, **env)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    # the sweep's progress line after each run, from the store
+    assert "sweep [#####---------------] 1/4 ended (1 completed)" in sweep.stdout
+    assert "sweep [####################] 4/4 ended (4 completed), 0 running, 0 to go" \
+        in sweep.stdout
     out = disbench_in_process(["report", "smoke"], tmp_path, **env)
     assert out.returncode == 0, out.stderr
     md = (tmp_path / "smoke" / "report" / "report.md").read_text()
