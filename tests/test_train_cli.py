@@ -18,6 +18,7 @@ import torch
 from disbench.config import compose
 from disbench.errors import DisbenchError
 from disbench.train.run import run
+from tests.models.tiny import ARCH
 
 SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none"]
 
@@ -41,7 +42,7 @@ def only_run(results: Path) -> Path:
 
 @pytest.mark.slow
 def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir, capsys):
-    first = disbench(["train", "model=betavae", *SMOKE], tmp_path, data_dir)
+    first = disbench(["train", "model=betavae", ARCH, *SMOKE], tmp_path, data_dir)
     assert first.returncode == 0, first.stderr
     run = only_run(tmp_path)
     status = json.loads((run / "status.json").read_text())
@@ -58,7 +59,7 @@ def test_train_stores_a_complete_run_then_skips_it(tmp_path, data_dir, capsys):
     assert ckpt["global_step"] == 20
     assert str(run) in first.stdout
 
-    again = train(["model=betavae", *SMOKE], tmp_path, data_dir)
+    again = train(["model=betavae", ARCH, *SMOKE], tmp_path, data_dir)
     assert again.exit_code == 0 and "already completed" in capsys.readouterr().out
     assert json.loads((run / "status.json").read_text())["finished_at"] == status["finished_at"]
 
@@ -107,7 +108,7 @@ def test_missing_official_dsprites_offline_names_the_alternative(tmp_path):
 
 @pytest.mark.slow
 def test_hydra_multirun_trains_each_combination(tmp_path, in_process):
-    out = in_process(["train", "-m", "model=betavae", "seed=0,1", "arch=mlp", *SMOKE])
+    out = in_process(["train", "-m", "model=betavae", "seed=0,1", "arch=mlp", ARCH, *SMOKE])
     assert out.returncode == 0, out.stderr
     runs = sorted(p.name for p in (tmp_path / "default").iterdir())
     assert len(runs) == 2 and runs[0].startswith("betavae-dsprites_procedural-s0-")
@@ -124,7 +125,7 @@ SCORES = ["beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
 
 @pytest.mark.slow
 def test_run_ends_with_every_metric_in_its_metrics_file(tmp_path, data_dir):
-    out = train(["arch=mlp", "data=dsprites_procedural", "trainer=smoke",
+    out = train(["arch=mlp", ARCH, "data=dsprites_procedural", "trainer=smoke",
                  f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny"], tmp_path, data_dir)
     assert out.exit_code == 0, out.reason
     metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
@@ -145,7 +146,6 @@ def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(
     it, and a rerun without eval.defer scores it and records it completed."""
     from disbench.launch.state import run_state, to_launch
     from disbench.launch.status import report
-    from tests.models.tiny import ARCH
 
     deferred = ["arch=mlp", ARCH, "data=dsprites_procedural", "trainer=smoke",
                 f"hydra.searchpath=[file://{TINY_EVAL}]", "eval=tiny",
@@ -178,7 +178,7 @@ def test_deferred_scoring_stores_a_trained_run_that_eval_or_a_rerun_completes(
 
 @pytest.mark.slow
 def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir, in_process):
-    assert train(["arch=mlp", *SMOKE], tmp_path, data_dir).exit_code == 0
+    assert train(["arch=mlp", ARCH, *SMOKE], tmp_path, data_dir).exit_code == 0
     run = only_run(tmp_path)
     before = json.loads((run / "metrics.json").read_text())
     assert before["eval"] == {"name": "none"} and "mean" not in before
@@ -196,7 +196,7 @@ def test_disbench_eval_fills_in_a_run_trained_without_metrics(tmp_path, data_dir
 def test_tensorboard_without_the_package_is_one_clear_message(tmp_path, data_dir):
     import importlib.util
 
-    overrides = [*SMOKE, "trainer.tensorboard=true", "trainer.max_steps=2"]
+    overrides = [*SMOKE, "trainer.logger=tensorboard", "trainer.max_steps=2"]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         assert train(overrides, tmp_path, data_dir).exit_code == 0
         assert (only_run(tmp_path) / "tensorboard").is_dir()

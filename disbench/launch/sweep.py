@@ -56,9 +56,11 @@ class PlannedRun:
 
 def pack_key(cfg: dict) -> str | None:
     """What the runs of one pack share: the whole config but the seed and the
-    hyperparameters the objective declares packable; None if it is not packable."""
+    hyperparameters the objective declares packable; None if it is not packable, or if
+    the run logs to a tracker (`trainer.logger`: one tracker run per training process)."""
     names = models.packable(models.resolve(cfg["model"]["name"]))
-    if names is None:
+    if names is None or cfg.get("trainer", {}).get("logger", "none") not in ("none", ["none"],
+                                                                                []):
         return None
     shared = {**cfg, "seed": None,
               "model": {k: v for k, v in cfg["model"].items() if k not in names}}

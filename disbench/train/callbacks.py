@@ -76,7 +76,10 @@ class RunRecorder(pl.Callback):
 
     def log_row(self, module, step: int, terms) -> None:
         module.check_finite(terms)
-        append_loss_row(self.run, step, {k: float(v) for k, v in terms.items()})
+        row = {k: float(v) for k, v in terms.items()}
+        append_loss_row(self.run, step, row)
+        for logger in module.trainer.loggers:  # the trackers of trainer.logger
+            logger.log_metrics(row, step=step)
         self.run.heartbeat()
 
     def save_checkpoint(self, trainer) -> None:

@@ -8,7 +8,6 @@ on CPU ends bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import os
 import platform
@@ -28,6 +27,7 @@ from disbench import config, data, models, store
 from disbench.config import identity, run_id
 from disbench.errors import DisbenchError, warn
 from disbench.interrupt import stopping_signals
+from disbench.train import trackers
 from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss_log
 from disbench.train.module import NonFiniteLoss, TrainingModule
 from disbench.train.optimizers import build_optimizers, check_losses
@@ -102,14 +102,11 @@ def available_cpus() -> int:
 def check_config(cfg: DictConfig) -> None:
     """Errors a user can fix, found before anything is written."""
     config.check(cfg)
-    if cfg.trainer.tensorboard and not any(
-            importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
-        raise DisbenchError("trainer.tensorboard=true needs the tensorboard package: "
-                            "pip install tensorboard (or set trainer.tensorboard=false)")
+    trackers.names(cfg)
 
 
-def _trainer(cfg: DictConfig, recorder: pl.Callback, log_dir: Path,
-             checkpoint_io=None) -> pl.Trainer:
+def _trainer(cfg: DictConfig, recorder: pl.Callback, checkpoint_io=None,
+             loggers: list = ()) -> pl.Trainer:
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     t = cfg.trainer
@@ -122,15 +119,10 @@ def _trainer(cfg: DictConfig, recorder: pl.Callback, log_dir: Path,
         from lightning_fabric.plugins.environments import SLURMEnvironment
 
         plugins.append(SLURMEnvironment(auto_requeue=False))
-    logger = False
-    if t.tensorboard:
-        from pytorch_lightning.loggers import TensorBoardLogger
-
-        logger = TensorBoardLogger(log_dir, name="tensorboard", version="")
     return pl.Trainer(
         max_steps=t.max_steps, max_epochs=-1, accelerator=t.accelerator, devices=1,
-        precision=str(t.precision),
-        logger=logger, callbacks=callbacks, plugins=plugins, enable_checkpointing=False,
+        precision=str(t.precision), logger=list(loggers) or False,
+        callbacks=callbacks, plugins=plugins, enable_checkpointing=False,
         enable_progress_bar=bool(t.progress_bar), enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=t.log_every_n_steps, deterministic=False,
     )
@@ -191,7 +183,8 @@ def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objectiv
     t = cfg.trainer
     with warnings_filtered():
         trainer = _trainer(cfg, RunRecorder(run, t.log_every_n_steps,
-                                            t.checkpoint_every_n_steps), run.path)
+                                            t.checkpoint_every_n_steps),
+                           loggers=trackers.build(cfg, run, run_id(cfg)))
     ckpt, _ = resume_point(run)
     with warnings_filtered():
         trainer.fit(module, train_dataloaders=_endless(),
@@ -303,9 +296,10 @@ class _Stage:
 
 
 def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset, device,
-            step: int, started: float, stage: _Stage) -> Outcome:
+            step: int, started: float, stage: _Stage, loggers: list = ()) -> Outcome:
     """Score a trained run, write its traversal and metrics, record it completed; with
-    `eval.defer`, record it trained, unscored, for `disbench eval`."""
+    `eval.defer`, record it trained, unscored, for `disbench eval`. The trackers get the
+    scores and the traversal."""
     deferred = bool(cfg.eval.get("defer"))
     if not deferred:
         stage.name = "scoring"
@@ -315,6 +309,8 @@ def _finish(cfg: DictConfig, rd: store.RunDir, model: models.Objective, dataset,
     _, observations = dataset.sample(PICTURE_SAMPLE, np.random.default_rng(cfg.seed))
     save_pictures(model, observations, rd.traversal, rd.traversal_gif, rd.reconstructions)
     stage.name = "recording"
+    trackers.log_results(loggers, {} if deferred else scores, rd.traversal, step)
+    trackers.finish(loggers)
     if deferred:
         store.write_json(rd.metrics, {"train": _final_losses(rd)})
         rd.update_status(state=store.TRAINED, step=step, trained_at=time.time(),
@@ -435,7 +431,7 @@ def run(cfg: DictConfig) -> Outcome:
             if trainer.global_step < cfg.trainer.max_steps:
                 raise KeyboardInterrupt  # the trainer stopped early: a signal it handled
             return _finish(cfg, rd, model, dataset, trainer.strategy.root_device,
-                           trainer.global_step, started, stage)
+                           trainer.global_step, started, stage, trainer.loggers)
         except NonFiniteLoss as err:
             return _non_finite(rd, err.step, err.terms)
         except (KeyboardInterrupt, SystemExit) as err:

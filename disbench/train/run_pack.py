@@ -156,7 +156,7 @@ def _train(group: list[_Member], checkpoints: list, dataset):
     recorder = PackRecorder([m.rd for m in group], t.log_every_n_steps,
                             t.checkpoint_every_n_steps, failed)
     with warnings_filtered():
-        trainer = _trainer(cfg, recorder, group[0].rd.path, checkpoint_io=io)
+        trainer = _trainer(cfg, recorder, checkpoint_io=io)
         trainer.fit(module, train_dataloaders=_endless(),
                     ckpt_path=str(checkpoints[0]) if resuming else None)
     return module, trainer
