@@ -29,7 +29,8 @@ CONF_DIR = Path(__file__).parent / "conf"
 NOT_IDENTITY = {
     "data": {"verify", "url", "checksum"},
     "trainer": {"checkpoint_every_n_steps", "log_every_n_steps", "accelerator",
-                "progress_bar", "logger", "threads"},
+                "progress_bar", "logger", "threads",
+                "tensorboard"},  # trainer.logger's predecessor, in configs stored before it
 }
 IDENTITY_GROUPS = ("model", "data", "arch", "trainer")
 # keys added after runs were first stored, at the value that reproduces those runs: left
