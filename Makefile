@@ -11,7 +11,7 @@ setup:  ## create .venv with the CPU-or-CUDA torch wheel and disbench (editable)
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e ".[test]"
 
-test:  ## the whole suite, on every core (pytest-xdist; 11-12 min on 2 cores with the SLURM tests)
+test:  ## the whole suite, on every core (pytest-xdist, with the SLURM tests; see README)
 	$(PY) -m pytest -q -n auto --dist loadgroup --durations=15
 
 test-fast:  ## everything but the slow and the SLURM tests (end-to-end processes, sweeps, scoring)

@@ -1,3 +1,4 @@
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -88,3 +89,16 @@ def in_process(disbench_in_process, tmp_path, data_dir):
     data directory as $DISBENCH_DATA."""
     return lambda args: disbench_in_process(args, DISBENCH_RESULTS=tmp_path,
                                             DISBENCH_DATA=data_dir)
+
+
+@pytest.fixture(scope="session")
+def new_process():
+    """`multiprocessing.Process` for a test about a process of its own (killed, stopped)
+    that runs one of the test's functions: forked from a server that has imported torch,
+    Lightning and disbench's training once, where a fresh interpreter spends seconds on
+    those imports each time. Nothing runs in the server, so each process starts as a new
+    one would; but with the server's environment, not the test's (pass paths as
+    overrides, not in $DISBENCH_RESULTS)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["disbench.config", "disbench.models", "disbench.train.run"])
+    return context.Process

@@ -22,8 +22,9 @@ from disbench.launch.status import report
 from disbench.train import run as run_module
 from disbench.train.module import TrainingModule
 from disbench.train.run import run
+from tests.models.tiny import ARCH
 
-MLP_SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none", "arch=mlp",
+MLP_SMOKE = ["data=dsprites_procedural", "trainer=smoke", "eval=none", "arch=mlp", ARCH,
              "trainer.max_steps=8", "trainer.checkpoint_every_n_steps=4"]
 
 
@@ -219,7 +220,7 @@ def test_corrupt_status_of_an_unfinished_run_is_rewritten_by_the_run(tmp_path, d
     spec = tmp_path / "one.yaml"
     spec.write_text("study: default\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n"
-                    "overrides: [trainer=smoke, eval=none, trainer.max_steps=8]\n")
+                    f"overrides: [trainer=smoke, eval=none, {ARCH}, trainer.max_steps=8]\n")
     monkeypatch.setenv("DISBENCH_RESULTS", str(tmp_path))
     capsys.readouterr()
     assert sweep_main([str(spec), "--dry-run"]) == 0

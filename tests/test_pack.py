@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -171,24 +172,37 @@ def test_pack_trains_each_run_as_it_trains_alone(model, settings, bounds, tmp_pa
         assert metrics["train"]["loss"] == float(_log(member.run_dir.losses)[-1]["loss"])
 
 
-KILLER = """
-import os, signal, sys
-from disbench import store
-from disbench.config import compose, run_id
-from disbench.train import packed
-from disbench.train.run_pack import run_pack
+def train_pack_until(signal_name: str, args: list[str], first: str, second: str,
+                     log: str) -> None:
+    """A pack's own process: trains `first` (seed 0) and `second` (seed 1) as one pack and
+    sends itself `signal_name` once step 25 is logged; exits with the pack's exit code.
+    Its output goes to `log`."""
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    from disbench.train import packed
 
-log = packed.PackRecorder.on_train_batch_end
-def on_train_batch_end(self, trainer, *args):
-    log(self, trainer, *args)
-    if trainer.global_step == 25:
-        os.kill(os.getpid(), signal.{signal})
-packed.PackRecorder.on_train_batch_end = on_train_batch_end
-args = sys.argv[1:]
-outcomes = run_pack([compose([*args, "{first}", "seed=0"]),
-                     compose([*args, "{second}", "seed=1"])])
-sys.exit(max(o.exit_code for o in outcomes))
-"""
+    record = packed.PackRecorder.on_train_batch_end
+
+    def on_train_batch_end(self, trainer, *rest):
+        record(self, trainer, *rest)
+        if trainer.global_step == 25:
+            os.kill(os.getpid(), getattr(signal, signal_name))
+
+    packed.PackRecorder.on_train_batch_end = on_train_batch_end
+    outcomes = run_pack([compose([*args, first, "seed=0"]), compose([*args, second, "seed=1"])])
+    sys.exit(max(o.exit_code for o in outcomes))
+
+
+def pack_until(new_process, log, *args) -> int:
+    """`train_pack_until(*args, log)` in a new process; its exit code (-N: signal N)."""
+    process = new_process(target=train_pack_until, args=(*args, str(log)))
+    process.start()
+    process.join(timeout=600)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+    return process.exitcode
 
 
 @pytest.mark.slow
@@ -196,14 +210,14 @@ sys.exit(max(o.exit_code for o in outcomes))
     ("factorvae", "model.gamma=10", "model.gamma=40"),  # two optimisers
     ("nashae", "model.lambda_adv=0.008", "model.lambda_adv=0.1"),  # extra updates, masks
 ])
-def test_killed_pack_resumes_bit_identical(model, first, second, tmp_path, data_dir):
+def test_killed_pack_resumes_bit_identical(model, first, second, tmp_path, data_dir,
+                                           new_process):
     common = [f"model={model}", *OVERRIDES, "trainer.max_steps=30",
               f"paths.data={data_dir}"]
-    killer = KILLER.format(signal="SIGKILL", first=first, second=second)
-    killed = subprocess.run([sys.executable, "-c", killer, *common,
-                             f"paths.results={tmp_path / 'b'}"],
-                            capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    log = tmp_path / "killed.log"
+    killed = pack_until(new_process, log, "SIGKILL",
+                        [*common, f"paths.results={tmp_path / 'b'}"], first, second)
+    assert killed == -9, log.read_text()[-2000:]
     settings = [[first], [second]]
     extra = ["trainer.max_steps=30"]
     reference = run_pack(_cfgs(model, settings, tmp_path / "a", data_dir, "default", extra))
@@ -219,13 +233,14 @@ def test_killed_pack_resumes_bit_identical(model, first, second, tmp_path, data_
 
 
 @pytest.mark.slow
-def test_sigterm_records_every_member_interrupted_and_a_rerun_resumes(tmp_path, data_dir):
+def test_sigterm_records_every_member_interrupted_and_a_rerun_resumes(tmp_path, data_dir,
+                                                                      new_process):
     common = ["model=factorvae", *OVERRIDES, "trainer.max_steps=30",
               f"paths.data={data_dir}", f"paths.results={tmp_path}"]
-    stopper = KILLER.format(signal="SIGTERM", first="model.gamma=10", second="model.gamma=40")
-    stopped = subprocess.run([sys.executable, "-c", stopper, *common],
-                             capture_output=True, text=True, timeout=600)
-    assert stopped.returncode == 128 + 15, stopped.stderr[-2000:]
+    log = tmp_path / "stopped.log"
+    stopped = pack_until(new_process, log, "SIGTERM", common, "model.gamma=10",
+                         "model.gamma=40")
+    assert stopped == 128 + 15, log.read_text()[-2000:]
     run_dirs = sorted((tmp_path / "default").iterdir())
     assert len(run_dirs) == 2
     for path in run_dirs:
@@ -309,21 +324,21 @@ def _sweep(args, results, data_dir):
                           capture_output=True, text=True, timeout=900)
 
 
-def test_cpu_sweeps_keep_one_run_per_task_unless_asked(tmp_path, data_dir):
+def test_cpu_sweeps_keep_one_run_per_task_unless_asked(tmp_path, in_process):
     spec = tmp_path / "packed.yaml"
     spec.write_text(PACKED_SPEC)
-    out = _sweep([str(spec), "launcher.pack=4", "trainer.accelerator=cpu", "--dry-run"],
-                 tmp_path, data_dir)
+    out = in_process(["sweep", str(spec), "launcher.pack=4", "trainer.accelerator=cpu",
+                      "--dry-run"])
     assert out.returncode == 0, out.stderr
     assert "launcher.pack=4 ignored: these runs train on CPU" in out.stdout
     assert "tasks of up to" not in out.stdout
-    out = _sweep([str(spec), "launcher.pack=0", "--dry-run"], tmp_path, data_dir)
+    out = in_process(["sweep", str(spec), "launcher.pack=0", "--dry-run"])
     assert out.returncode == 2 and "error: launcher.pack=0: expected a whole number >= 1" in \
         out.stderr
 
 
 @pytest.mark.slow
-def test_local_sweep_trains_packs_and_solo_runs(tmp_path, data_dir):
+def test_local_sweep_trains_packs_and_solo_runs(tmp_path, data_dir, in_process):
     spec = tmp_path / "packed.yaml"
     spec.write_text(PACKED_SPEC)
     args = [str(spec), "launcher.pack=4", "launcher.pack_on_cpu=true", "launcher.workers=1"]
@@ -341,7 +356,7 @@ def test_local_sweep_trains_packs_and_solo_runs(tmp_path, data_dir):
     assert pack_log.read_text().count(" completed: ") == 4
     for path in run_dirs:
         assert json.loads((path / "status.json").read_text())["state"] == "completed"
-    again = _sweep(args, tmp_path, data_dir)
+    again = in_process(["sweep", *args])
     assert again.returncode == 0 and "to run: 0" in again.stdout
 
 

@@ -6,8 +6,8 @@ generator."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import os
+import signal
 
 import pytest
 import torch
@@ -18,26 +18,28 @@ from disbench.train.run import run
 from tests.models.tiny import ARCH
 
 OVERRIDES = ["data=dsprites_procedural", "arch=mlp", ARCH, "trainer=smoke", "eval=none",
-             "trainer.max_steps=30", "trainer.checkpoint_every_n_steps=10",
+             "trainer.max_steps=15", "trainer.checkpoint_every_n_steps=5",
              "trainer.batch_size=16", "trainer.threads=1"]
-KILLED_AT = 25  # after the checkpoint of step 20, before the one of step 30
+KILLED_AT = 12  # after the checkpoint of step 10, before the one of step 15
 
-# a process that trains the run and kills itself with SIGKILL once step KILLED_AT is logged
-KILLER = """
-import os, signal, sys
-from disbench.config import compose
-from disbench.train import callbacks
-from disbench.train.run import run
-from tests.models.tiny import ARCH
 
-log = callbacks.RunRecorder.on_train_batch_end
-def on_train_batch_end(self, trainer, *args):
-    log(self, trainer, *args)
-    if trainer.global_step == {step}:
-        os.kill(os.getpid(), signal.SIGKILL)
-callbacks.RunRecorder.on_train_batch_end = on_train_batch_end
-run(compose(sys.argv[1:]))
-"""
+def train_and_kill(args: list[str], log: str) -> None:
+    """The killed process: trains the run and kills itself with SIGKILL once step
+    KILLED_AT is logged; its output goes to `log`."""
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    from disbench.train import callbacks
+
+    record = callbacks.RunRecorder.on_train_batch_end
+
+    def on_train_batch_end(self, trainer, *rest):
+        record(self, trainer, *rest)
+        if trainer.global_step == KILLED_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    callbacks.RunRecorder.on_train_batch_end = on_train_batch_end
+    run(compose(args))
 
 
 def overrides(model, results, data_dir):
@@ -62,14 +64,20 @@ def same(a, b, where=""):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", sorted(MODELS))
-def test_killed_run_resumes_bit_identical(model, tmp_path, data_dir):
-    killed = subprocess.Popen([sys.executable, "-c", KILLER.format(step=KILLED_AT),
-                               *overrides(model, tmp_path / "b", data_dir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    reference = run(compose(overrides(model, tmp_path / "a", data_dir)))  # meanwhile
-    assert reference.state == "completed", reference.reason
-    _, stderr = killed.communicate(timeout=300)
-    assert killed.returncode == -9, stderr[-2000:]
+def test_killed_run_resumes_bit_identical(model, tmp_path, data_dir, new_process):
+    log = tmp_path / "killed.log"
+    killed = new_process(target=train_and_kill,
+                         args=(overrides(model, tmp_path / "b", data_dir), str(log)))
+    killed.start()
+    try:
+        reference = run(compose(overrides(model, tmp_path / "a", data_dir)))  # meanwhile
+        assert reference.state == "completed", reference.reason
+        killed.join(timeout=300)
+    finally:
+        if killed.exitcode is None:
+            killed.kill()
+            killed.join()
+    assert killed.exitcode == -9, log.read_text()[-2000:]
     (run_dir,) = (tmp_path / "b" / "default").iterdir()
     assert json.loads((run_dir / "status.json").read_text())["state"] == "running"
     assert len((run_dir / "losses.csv").read_text().splitlines()) == 1 + KILLED_AT

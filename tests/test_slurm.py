@@ -1,6 +1,7 @@
 """The SLURM launcher on a real single-node cluster (tests/slurm/start_slurm.sh).
 
-Under CI=true these must run: a missing cluster fails them instead of skipping."""
+Under CI=true these must run: a missing cluster fails them instead of skipping. The runs
+train the tiny networks (ARCH): the launcher is the subject, not the network."""
 
 import json
 import os
@@ -39,29 +40,29 @@ def statuses(results, study):
             for p in (results / study).iterdir() if (p / "status.json").exists()}
 
 
-def settled_status(results, study, data_dir):
-    """`disbench status` once SLURM has accounted for every task's end: `--wait` returns as
-    soon as the tasks' results are written, and sacct may list a task as RUNNING a moment
-    longer while its step ends."""
+def settled_status(in_process, study):
+    """`disbench status` (in this process) once SLURM has accounted for every task's end:
+    `--wait` returns as soon as the tasks' results are written, and sacct may list a task
+    as RUNNING a moment longer while its step ends."""
     deadline = time.time() + 60
     while True:
-        out = disbench(["status", study], results, data_dir)
+        out = in_process(["status", study])
         if "RUNNING" not in out.stdout or time.time() > deadline:
             return out
         time.sleep(1)
 
 
-def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir):
-    out = disbench(["sweep", "smoke", *LAUNCHER, "--wait"], tmp_path, data_dir)
+def test_smoke_sweep_completes_then_has_nothing_to_run(tmp_path, data_dir, in_process):
+    out = disbench(["sweep", "smoke", *LAUNCHER, ARCH, "--wait"], tmp_path, data_dir)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "submitted 4 runs as 4 tasks in 1 array job(s)" in out.stdout
     assert "summary: 4 completed" in out.stdout
     runs = statuses(tmp_path, "smoke")
     assert len(runs) == 4 and {s["state"] for s in runs.values()} == {"completed"}
-    again = disbench(["sweep", "smoke", *LAUNCHER], tmp_path, data_dir)
+    again = in_process(["sweep", "smoke", *LAUNCHER, ARCH])
     assert again.returncode == 0 and "to run: 0" in again.stdout
     assert "submitted" not in again.stdout
-    status = settled_status(tmp_path, "smoke", data_dir)
+    status = settled_status(in_process, "smoke")
     assert "SLURM tasks: COMPLETED 4" in status.stdout
 
 
@@ -71,7 +72,7 @@ def test_deferred_sweep_is_scored_by_tasks_that_start_after_training(tmp_path, d
     spec = tmp_path / "deferred.yaml"
     spec.write_text("study: deferred\ngrid:\n  data: dsprites_procedural\n  model: betavae\n"
                     "blocks:\n  - seed: [0, 1]\n"
-                    "overrides: [trainer=smoke, eval=tiny, eval.defer=true, "
+                    f"overrides: [trainer=smoke, {ARCH}, eval=tiny, eval.defer=true, "
                     "\"+eval.representations.mean=[mig]\", \"+eval.representations.sampled=[]\", "
                     f"\"hydra.searchpath=[file://{Path(__file__).parent / 'conf'}]\"]\n")
     out = disbench(["sweep", str(spec), *LAUNCHER, "--then-eval", "--wait"], tmp_path,
@@ -86,11 +87,11 @@ def test_deferred_sweep_is_scored_by_tasks_that_start_after_training(tmp_path, d
         assert metrics["eval"]["name"] == "tiny" and set(metrics["mean"]) == {"mig.mig"}
 
 
-def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
+def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir, in_process):
     spec = tmp_path / "mixed.yaml"
     spec.write_text("study: mixed\ngrid:\n  data: dsprites_procedural\n  arch: mlp\n"
                     "blocks:\n  - model: betavae\n    model.beta: [1, .nan]\n"
-                    "overrides: [trainer=smoke, eval=none]\n")
+                    f"overrides: [trainer=smoke, eval=none, {ARCH}]\n")
     logs = tmp_path / "logs"  # submitit's logs outside the study: its job record stays in it
     out = disbench(["sweep", str(spec), *LAUNCHER, f"launcher.folder={logs}", "--wait"],
                    tmp_path, data_dir)
@@ -100,7 +101,7 @@ def test_failing_run_is_recorded_and_the_others_complete(tmp_path, data_dir):
     (failed,) = [s for s in statuses(tmp_path, "mixed").values() if s["state"] == "failed"]
     assert "non-finite loss at step 0" in failed["reason"]
     assert any(logs.rglob("*.out"))
-    status = settled_status(tmp_path, "mixed", data_dir)
+    status = settled_status(in_process, "mixed")
     assert "SLURM tasks: COMPLETED 2" in status.stdout, status.stdout
 
 
@@ -112,41 +113,50 @@ def test_rejected_option_submits_nothing(tmp_path, data_dir):
 
 def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_dir):
     spec = tmp_path / "long.yaml"
-    # FactorVAE (two optimisers, a discriminator) on the tiny networks: 150 steps of about
+    # FactorVAE (two optimisers, a discriminator) on the tiny networks: 100 steps of about
     # 0.1 s, so the requeue lands mid-training
     spec.write_text("study: long\ngrid:\n  data: dsprites_procedural\n  model: factorvae\n"
                     f"blocks: [{{seed: 0}}]\noverrides: [trainer=smoke, eval=none, {ARCH}, "
-                    "trainer.max_steps=150, "
+                    "trainer.max_steps=100, "
                     "trainer.checkpoint_every_n_steps=20, trainer.log_every_n_steps=5]\n")
-    out = disbench(["sweep", str(spec), *LAUNCHER], tmp_path / "slurm", data_dir)
-    assert out.returncode == 0, out.stderr
-    job_id = json.loads((tmp_path / "slurm/long/.slurm/jobs.json").read_text())["jobs"][0]["job_id"]
-    status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # wait for the second checkpoint, then preempt
-        status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
-        if status_file and json.loads(status_file.read_text()).get("step", 0) >= 40:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the task never reached step 40")
-    subprocess.run(["scontrol", "requeue", job_id], check=True)
-    while time.time() < deadline:
-        status = json.loads(status_file.read_text())
-        if status["state"] in ("completed", "failed"):
-            break
-        time.sleep(0.5)
-    assert status["state"] == "completed" and status["attempts"] == 2, status
-    log = (status_file.parent / "train.log").read_text()
-    assert "resuming" in log
-
-    # the same run trained in one go, locally, logs exactly the same losses; with the same
-    # number of torch threads as the SLURM task (cpus_per_task=1), since the summation
-    # order of a parallel reduction changes the last bits
+    # the same run trained in one go, locally, must log exactly the same losses; with the
+    # same number of torch threads as the SLURM task (cpus_per_task=1), since the summation
+    # order of a parallel reduction changes the last bits. It trains meanwhile.
     workers = os.cpu_count()  # the local launcher gives each worker cpu_count // workers threads
-    reference = disbench(["sweep", str(spec), f"launcher.workers={workers}"], tmp_path / "local",
-                         data_dir)
-    assert reference.returncode == 0, reference.stderr
+    env = {**os.environ, "DISBENCH_RESULTS": str(tmp_path / "local"),
+           "DISBENCH_DATA": str(data_dir)}
+    reference = subprocess.Popen([sys.executable, "-m", "disbench.cli", "sweep", str(spec),
+                                  f"launcher.workers={workers}"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = disbench(["sweep", str(spec), *LAUNCHER], tmp_path / "slurm", data_dir)
+        assert out.returncode == 0, out.stderr
+        jobs = json.loads((tmp_path / "slurm/long/.slurm/jobs.json").read_text())["jobs"]
+        job_id = jobs[0]["job_id"]
+        status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
+        deadline = time.time() + 300
+        while time.time() < deadline:  # wait for the second checkpoint, then preempt
+            status_file = next((tmp_path / "slurm" / "long").glob("*/status.json"), None)
+            if status_file and json.loads(status_file.read_text()).get("step", 0) >= 40:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the task never reached step 40")
+        subprocess.run(["scontrol", "requeue", job_id], check=True)
+        while time.time() < deadline:
+            status = json.loads(status_file.read_text())
+            if status["state"] in ("completed", "failed"):
+                break
+            time.sleep(0.5)
+        assert status["state"] == "completed" and status["attempts"] == 2, status
+        log = (status_file.parent / "train.log").read_text()
+        assert "resuming" in log
+        _, stderr = reference.communicate(timeout=600)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+            reference.communicate()
+    assert reference.returncode == 0, stderr
     (local_losses,) = (tmp_path / "local" / "long").glob("*/losses.csv")
     assert local_losses.parent.name == status_file.parent.name
     assert local_losses.read_text() == (status_file.parent / "losses.csv").read_text()
@@ -155,7 +165,7 @@ def test_preempted_task_resumes_and_matches_an_uninterrupted_run(tmp_path, data_
 def test_hydra_multirun_through_submitit_slurm(tmp_path, data_dir):
     out = disbench(["train", "-m", "hydra/launcher=submitit_slurm", "hydra.launcher.mem_gb=2",
                     "hydra.launcher.cpus_per_task=1", "model=betavae", "seed=0,1",
-                    "data=dsprites_procedural", "arch=mlp", "trainer=smoke", "eval=none"],
+                    "data=dsprites_procedural", "arch=mlp", ARCH, "trainer=smoke", "eval=none"],
                    tmp_path, data_dir)
     assert out.returncode == 0, out.stderr
     runs = statuses(tmp_path, "default")
@@ -163,18 +173,18 @@ def test_hydra_multirun_through_submitit_slurm(tmp_path, data_dir):
     assert all(s["host"] and s["pid"] for s in runs.values())
 
 
-PACKED_SPEC = """study: packed
+PACKED_SPEC = f"""study: packed
 grid:
   data: dsprites_procedural
   seed: [0, 1]
 blocks:
   - model: betavae
     model.beta: [1, 4]
-overrides: [trainer=smoke, eval=none]
+overrides: [trainer=smoke, eval=none, {ARCH}]
 """
 
 
-def test_a_pack_of_four_runs_is_one_array_task(tmp_path, data_dir):
+def test_a_pack_of_four_runs_is_one_array_task(tmp_path, data_dir, in_process):
     spec = tmp_path / "packed.yaml"
     spec.write_text(PACKED_SPEC)
     args = ["sweep", str(spec), *LAUNCHER, "launcher.pack=4", "launcher.pack_on_cpu=true"]
@@ -189,5 +199,5 @@ def test_a_pack_of_four_runs_is_one_array_task(tmp_path, data_dir):
         ("completed", 1, 20)}
     record = json.loads((tmp_path / "packed" / ".slurm" / "jobs.json").read_text())
     assert len(record["jobs"]) == 4 and len({j["job_id"] for j in record["jobs"]}) == 1
-    again = disbench(args, tmp_path, data_dir)
+    again = in_process(args)
     assert again.returncode == 0 and "to run: 0" in again.stdout

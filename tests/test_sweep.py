@@ -14,6 +14,7 @@ import pytest
 from disbench.config import compose, run_id
 from disbench.errors import DisbenchError
 from disbench.launch.sweep import plan
+from tests.models.tiny import ARCH
 
 MODEL_VALUES = {"betavae": ("beta", [1, 2, 4, 6, 8, 16]),
                 "annealedvae": ("c_max", [5, 10, 25, 50, 75, 100]),
@@ -214,20 +215,36 @@ def test_a_sweep_worker_exits_once_its_run_is_done(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
 
 
+def train_command(overrides: list[str], log: str) -> None:
+    """`disbench train OVERRIDES` as a process's whole work, its output in `log`."""
+    from disbench.cli import main
+
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    sys.exit(main(["train", *overrides]))
+
+
 def test_a_run_completed_by_another_process_before_the_claim_is_not_trained_again(
-        tmp_path, data_dir, monkeypatch):
+        tmp_path, data_dir, monkeypatch, new_process):
     """Two sweeps start the same run; one completes it while the other is still loading
     the dataset. The other takes the released claim, and must then see it completed."""
     from disbench.train import run as run_module
 
-    overrides = ["model=betavae", "data=dsprites_procedural", "arch=mlp", "trainer=smoke",
-                 "eval=none", f"paths.results={tmp_path}", f"paths.data={data_dir}"]
+    overrides = ["model=betavae", "data=dsprites_procedural", "arch=mlp", ARCH,
+                 "trainer=smoke", "eval=none", f"paths.results={tmp_path}",
+                 f"paths.data={data_dir}"]
     load = run_module.load_dataset
+    log = tmp_path / "other.log"
 
     def load_while_another_process_completes_the_run(cfg):
         dataset = load(cfg)
-        subprocess.run([sys.executable, "-m", "disbench.cli", "train", *overrides],
-                       check=True, capture_output=True, timeout=600)
+        other = new_process(target=train_command, args=(overrides, str(log)))
+        other.start()
+        other.join(timeout=600)
+        if other.exitcode is None:
+            other.kill()
+        assert other.exitcode == 0, log.read_text()[-2000:]
         return dataset
 
     monkeypatch.setattr(run_module, "load_dataset", load_while_another_process_completes_the_run)

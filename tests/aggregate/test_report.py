@@ -158,7 +158,8 @@ def test_committed_report_is_what_the_committed_runs_give(tmp_path, disbench_in_
 def test_report_on_a_fresh_smoke_sweep(tmp_path, data_dir, disbench_in_process):
     env = {"DISBENCH_RESULTS": str(tmp_path), "DISBENCH_DATA": str(data_dir)}
     # the local launcher trains each run in a process of its own
-    sweep = disbench_in_process(["sweep", "smoke"], tmp_path, **env)
+    sweep = disbench_in_process(["sweep", "smoke", "arch.name=tests.models.tiny:Tiny"], tmp_path,
+                                **env)
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
     # the sweep's progress line after each run, from the store
     assert "sweep [#####---------------] 1/4 ended (1 completed)" in sweep.stdout
