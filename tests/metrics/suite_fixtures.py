@@ -69,7 +69,7 @@ SMALL = {
     "irs": {"num_train": 500},
     "unsupervised": {"num_train": 500},
     "downstream": {"num_train": [40], "num_test": 100},
-    "fairness": {"num_train": 300, "num_test_points_per_class": 10},
+    "fairness": {"num_train": 100, "num_test_points_per_class": 5},
     "heldout": {"num_points": 200},
     "udr": {"num_points": 200},
 }
