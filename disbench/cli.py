@@ -120,17 +120,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def export_main(args: list[str]) -> int:
     """`disbench export RUN_DIR|STUDY_DIR --out DIR`."""
-    import argparse
     from pathlib import Path
 
-    usage = "disbench export RUN_DIR|STUDY_DIR --out DIR"
+    from disbench.errors import ArgumentParser
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str):
-            raise DisbenchError(f"{message}\nusage: {usage}")
-
-    parser = Parser(prog="disbench export", usage=usage,
-                    description="Trained runs as model-hub folders (docs/zoo.md).")
+    parser = ArgumentParser(prog="disbench export",
+                            usage="disbench export RUN_DIR|STUDY_DIR --out DIR",
+                            description="Trained runs as model-hub folders (docs/zoo.md).")
     parser.add_argument("source", type=Path, help="a run directory, or a study directory")
     parser.add_argument("--out", type=Path, required=True,
                         help="the folder of a run; for a study, one folder per run in it")

@@ -3,6 +3,7 @@ to show a warning (one `warning:` line)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 
@@ -20,6 +21,14 @@ class DisbenchError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """A command's parser whose usage errors end in one `DisbenchError`: what was wrong,
+    then the usage it was given."""
+
+    def error(self, message: str):
+        raise DisbenchError(f"{message}\nusage: {self.usage}")
 
 
 class DisbenchWarning(UserWarning):

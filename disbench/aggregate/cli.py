@@ -24,7 +24,7 @@ from disbench.aggregate.table import (
     write_table,
 )
 from disbench.aggregate.udr import udr_count
-from disbench.errors import DisbenchError
+from disbench.errors import ArgumentParser, DisbenchError
 from disbench.launch.status import default_results
 from disbench.store import study_dir
 
@@ -100,12 +100,7 @@ def print_outcome(collected: Collected, stream=None) -> None:
 
 def source_parser(prog: str, usage: str, description: str) -> argparse.ArgumentParser:
     """A parser taking SOURCE... and --results, whose errors end in one DisbenchError."""
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str):
-            raise DisbenchError(f"{message}\nusage: {usage}")
-
-    parser = Parser(prog=prog, usage=usage, description=description)
+    parser = ArgumentParser(prog=prog, usage=usage, description=description)
     parser.add_argument("sources", nargs="+", metavar="SOURCE",
                         help="a study name or folder, a .parquet table, or disentanglement_lib "
                              "aggregated results (.json)")

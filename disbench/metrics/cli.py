@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from disbench.errors import DisbenchError
+from disbench.errors import ArgumentParser, DisbenchError
 from disbench.metrics.utils import MetricInputError
 
 USAGE = ("disbench eval RUN_DIR|STUDY_DIR [eval=NAME|PATH.yaml] [launcher=local|slurm "
@@ -34,14 +34,10 @@ HEADLINE = ("beta_vae.eval_accuracy", "factor_vae.eval_accuracy", "mig.mig",
             "dci.disentanglement", "sap.sap")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise DisbenchError(f"{message}\nusage: {USAGE}")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="disbench eval", usage=USAGE, description=__doc__.split("\n\n")[1],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="disbench eval", usage=USAGE,
+                            description=__doc__.split("\n\n")[1],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="a run directory, or a study directory of runs")
     parser.add_argument("settings", nargs="*", metavar="eval=NAME",
                         help="eval settings: a preset (locatello, fast) or a .yaml file "
