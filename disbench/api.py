@@ -70,11 +70,8 @@ def report(*sources: str, out: str | Path | None = None, results: str | Path | N
     files written (report.md, report.html, then the tables and figures)."""
     from disbench.aggregate.cli import collect
     from disbench.launch.status import default_results
-    from disbench.report.build import build_report
+    from disbench.report.cli import default_folder, write_report
 
     collected = collect(list(sources), Path(results) if results else default_results())
-    folder = Path(out) if out else collected.default_dir / collected.name / "report"
-    return build_report(collected.aggregate.table, folder,
-                        title=f"disbench report: {collected.name}",
-                        skipped=collected.aggregate.skipped,
-                        study_roots=collected.study_roots, eval_settings=eval, rank_by=rank_by)
+    return write_report(collected, Path(out) if out else default_folder(collected), eval,
+                        rank_by)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from disbench.aggregate.cli import collect, print_outcome, source_parser
+from disbench.aggregate.cli import Collected, collect, print_outcome, source_parser
 from disbench.launch.status import default_results
 
 USAGE = ("disbench report SOURCE... [--results DIR] [--out DIR] [--eval NAME_OR_KEY] "
@@ -30,15 +30,25 @@ def main(argv: list[str]) -> int:
                              "traversals, a table column (default: mean.dci.disentanglement; "
                              "without metrics: train.elbo)")
     args = parser.parse_args(argv)
-    from disbench.report.build import build_report
-
     collected = collect(args.sources, args.results or default_results())
     print_outcome(collected, sys.stderr)
-    out = args.out or collected.default_dir / collected.name / "report"
-    written = build_report(collected.aggregate.table, out, title=f"disbench report: "
-                           f"{collected.name}", skipped=collected.aggregate.skipped,
-                           study_roots=collected.study_roots, eval_settings=args.eval,
-                           rank_by=args.rank_by)
+    out = args.out or default_folder(collected)
+    written = write_report(collected, out, args.eval, args.rank_by)
     print(f"wrote {written[0]} and {written[1]} ({len(written) - 2} tables, figures in "
           f"{out / 'figures'})")
     return 0
+
+
+def default_folder(collected: Collected) -> Path:
+    return collected.default_dir / collected.name / "report"
+
+
+def write_report(collected: Collected, out: Path, eval_settings: str | None = None,
+                 rank_by: str | None = None) -> list[Path]:
+    """The report of the collected sources in ``out``; the files written."""
+    from disbench.report.build import build_report
+
+    return build_report(collected.aggregate.table, out,
+                        title=f"disbench report: {collected.name}",
+                        skipped=collected.aggregate.skipped, study_roots=collected.study_roots,
+                        eval_settings=eval_settings, rank_by=rank_by)
