@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 
 from disbench import config, models, store
 from disbench.errors import DisbenchError
+from disbench.train import trackers
 
 SWEEPS_DIR = Path(__file__).resolve().parents[1] / "sweeps"
 GROUPS = ("model", "data", "arch", "trainer", "eval")
@@ -59,8 +60,7 @@ def pack_key(cfg: dict) -> str | None:
     hyperparameters the objective declares packable; None if it is not packable, or if
     the run logs to a tracker (`trainer.logger`: one tracker run per training process)."""
     names = models.packable(models.resolve(cfg["model"]["name"]))
-    if names is None or cfg.get("trainer", {}).get("logger", "none") not in ("none", ["none"],
-                                                                                []):
+    if names is None or set(trackers.requested(cfg.get("trainer", {}))) - {"none"}:
         return None
     shared = {**cfg, "seed": None,
               "model": {k: v for k, v in cfg["model"].items() if k not in names}}

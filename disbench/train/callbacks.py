@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
 from disbench.store import RunDir
+from disbench.train import trackers
 
 
 def truncate_loss_log(path, after_step: int) -> None:
@@ -78,8 +79,7 @@ class RunRecorder(pl.Callback):
         module.check_finite(terms)
         row = {k: float(v) for k, v in terms.items()}
         append_loss_row(self.run, step, row)
-        for logger in module.trainer.loggers:  # the trackers of trainer.logger
-            logger.log_metrics(row, step=step)
+        trackers.log_terms(module.trainer.loggers, row, step)
         self.run.heartbeat()
 
     def save_checkpoint(self, trainer) -> None:

@@ -40,11 +40,16 @@ INSTALL = {"tensorboard": "pip install tensorboard", "mlflow": "pip install 'dis
            "wandb": "pip install 'disbench[wandb]'"}
 
 
+def requested(trainer) -> list:
+    """`trainer.logger` of a trainer config (DictConfig or dict) as a list, unchecked."""
+    value = trainer.get("logger", "none")
+    return [value] if isinstance(value, str) else list(value or [])
+
+
 def names(cfg: DictConfig) -> list[str]:
     """The trackers `trainer.logger` asks for, checked: one `DisbenchError` naming the bad
     value or the missing package."""
-    value = cfg.trainer.get("logger", "none")
-    chosen = [value] if isinstance(value, str) else list(value or [])
+    chosen = requested(cfg.trainer)
     bad = [v for v in chosen if v not in TRACKERS]
     if bad or not all(isinstance(v, str) for v in chosen):
         raise DisbenchError(f"trainer.logger={OmegaConf.to_container(cfg.trainer).get('logger')}"
