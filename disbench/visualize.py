@@ -42,10 +42,12 @@ def _to_rgb(images: np.ndarray) -> np.ndarray:
 def kl_per_dimension(model, observations: np.ndarray) -> np.ndarray | None:
     """Mean KL(q(z|x) || N(0, I)) of each latent dimension over ``observations``; None for
     a deterministic encoder."""
+    from disbench.models.base import kl_per_dimension
+
     mean, log_var = model.encode(torch.as_tensor(observations, dtype=torch.float32))
     if log_var is None:
         return None
-    return (0.5 * (mean.square() + log_var.exp() - log_var - 1)).mean(0).double().numpy()
+    return kl_per_dimension(mean, log_var).mean(0).double().numpy()
 
 
 @torch.inference_mode()

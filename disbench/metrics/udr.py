@@ -336,13 +336,17 @@ def model_udr_sample(model, dataset, num_points: int, device,
     None for a deterministic encoder (``log_var`` None): UDR's KL filter needs a
     posterior, so such models get no UDR.
     """
+    import torch
+
     from disbench.metrics.sampling import model_representation
+    from disbench.models.base import kl_per_dimension
 
     representation = model_representation(model, device)
 
     def codes_and_kl(observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, log_var = (x.astype(np.float64) for x in representation(observations))
-        return mean, 0.5 * (mean**2 + np.exp(log_var) - log_var - 1)
+        mean, log_var = (torch.from_numpy(x.astype(np.float64))
+                         for x in representation(observations))
+        return mean.numpy(), kl_per_dimension(mean, log_var).numpy()
 
     _, observations = dataset.sample(int(num_points), np.random.default_rng(SAMPLE_SEED))
     codes, kl = _encode(codes_and_kl, as_observations(observations), batch_size, 0)

@@ -87,9 +87,14 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
+def kl_per_dimension(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) of each point and latent, (B, D)."""
+    return 0.5 * (mean.square() + log_var.exp() - log_var - 1)
+
+
 def gaussian_kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(log_var)) || N(0, I)), summed over latents, mean over the batch."""
-    return (0.5 * (mean.square() + log_var.exp() - log_var - 1).sum(1)).mean()
+    return kl_per_dimension(mean, log_var).sum(1).mean()
 
 
 def normal(shape, generator, like: torch.Tensor) -> torch.Tensor:
