@@ -28,7 +28,7 @@ GRID, FRAME = (70, 100, 150), (230, 40, 40)  # cell borders (blue-grey), the cod
 MIN_CELL = 32               # small observations are enlarged to at least this height
 
 
-def _to_rgb(images: np.ndarray) -> np.ndarray:
+def to_rgb(images: np.ndarray) -> np.ndarray:
     """(N, C, H, W) in [0, 1] -> (N, H, W, 3) uint8, enlarged to MIN_CELL pixels high."""
     images = np.clip(images, 0, 1)
     if images.shape[1] == 1:
@@ -85,7 +85,7 @@ def traversal_sheet(model, observation: np.ndarray, kl: np.ndarray | None, steps
     values = np.linspace(-limit, limit, steps)
     images, mean = traversal_images(model, observation, values)
     order = dimension_order(kl, images.shape[0])
-    rgb = _to_rgb(images.reshape(-1, *images.shape[2:]))
+    rgb = to_rgb(images.reshape(-1, *images.shape[2:]))
     cells = rgb.reshape(images.shape[0], steps, *rgb.shape[1:])
     h, w = cells.shape[2:4]
     label_width, header = 120, 14
@@ -118,7 +118,7 @@ def traversal_animation(model, observation: np.ndarray, kl: np.ndarray | None,
     order = dimension_order(kl, images.shape[0])
     frames = []
     for t in range(len(values)):
-        cells = _to_rgb(images[order, t])
+        cells = to_rgb(images[order, t])
         n, h, w, _ = cells.shape
         frame = np.empty((h + 2 * GAP, n * (w + GAP) + GAP, 3), np.uint8)
         frame[:] = GRID
@@ -133,7 +133,7 @@ def reconstruction_sheet(model, observations: np.ndarray) -> np.ndarray:
     """Observations (top row) above the decoded mean codes (bottom row), RGB uint8."""
     x = torch.as_tensor(observations, dtype=torch.float32)
     mean, _ = model.encode(x)
-    rows = [_to_rgb(observations), _to_rgb(torch.sigmoid(model.decode(mean)).float().numpy())]
+    rows = [to_rgb(observations), to_rgb(torch.sigmoid(model.decode(mean)).float().numpy())]
     n, h, w, _ = rows[0].shape
     sheet = np.empty((2 * (h + GAP) + GAP, n * (w + GAP) + GAP, 3), np.uint8)
     sheet[:] = GRID

@@ -149,26 +149,24 @@ def cmd_show(name: str, data_dir: Path, options: dict, out: Path | None, seed: i
     return 0
 
 
-def factor_frames(dataset, base: np.ndarray, rng) -> tuple[list[np.ndarray], list[str]]:
+def factor_frames(dataset, base: np.ndarray, rng) -> list[np.ndarray]:
     """Frames (RGB uint8) with each factor varied in turn over all its values, the others
     fixed at ``base``; a caption line above each image names the factor and its value."""
     from PIL import Image, ImageDraw
 
-    from disbench.visualize import _to_rgb
+    from disbench.visualize import to_rgb
 
-    frames, captions = [], []
+    frames = []
     for k, (factor, size) in enumerate(zip(dataset.factor_names, dataset.factor_sizes)):
         factors = np.repeat(base[None], size, axis=0)
         factors[:, k] = np.arange(size)
-        for value, cell in zip(range(size), _to_rgb(
-                dataset.sample_observations_from_factors(factors, rng))):
-            caption = f"{factor} = {value} of {size}"
+        cells = to_rgb(dataset.sample_observations_from_factors(factors, rng))
+        for value, cell in enumerate(cells):
             frame = Image.new("RGB", (max(cell.shape[1], 140), cell.shape[0] + 14), "white")
             frame.paste(Image.fromarray(cell), (0, 14))
-            ImageDraw.Draw(frame).text((2, 1), caption, fill=(0, 0, 0))
+            ImageDraw.Draw(frame).text((2, 1), f"{factor} = {value} of {size}", fill=(0, 0, 0))
             frames.append(np.asarray(frame))
-            captions.append(caption)
-    return frames, captions
+    return frames
 
 
 def cmd_show_gif(name: str, data_dir: Path, options: dict, out: Path | None, seed: int) -> int:
@@ -177,7 +175,7 @@ def cmd_show_gif(name: str, data_dir: Path, options: dict, out: Path | None, see
     dataset = data.load(name, data_dir, **options)
     rng = np.random.default_rng(seed)
     base = dataset.sample_factors(1, rng)[0]
-    frames, _ = factor_frames(dataset, base, rng)
+    frames = factor_frames(dataset, base, rng)
     out = out or Path(f"{name}.gif")
     try:
         save_gif(out, frames, frame_ms=150)
