@@ -144,9 +144,10 @@ def wait_for(jobs: list, tasks: list[list[PlannedRun]], progress: bool = True,
     while not all(job.done() for job in jobs):
         if progress:
             line = render(measure(runs, since=start))
-            if line.split(";")[0] != shown:  # the counts changed, not only the clock
+            counts = line.split(";")[0]
+            if counts != shown:  # the counts changed, not only the clock
                 print(line, flush=True)
-                shown = line.split(";")[0]
+                shown = counts
         time.sleep(poll_seconds)
     if progress:
         print(render(measure(runs, since=start)), flush=True)

@@ -88,8 +88,7 @@ def view(results: Path, study: str) -> tuple[str, bool]:
     if unreadable:
         lines.append(f"\nunreadable runs ({store.REPAIR_BY_RERUN}):")
         lines += [f"  {run.status_file}" for run in unreadable]
-    moving = bool(counts["running"]) or any(slurm.get(s) for s in ACTIVE_SLURM) if slurm \
-        else bool(counts["running"])
+    moving = bool(counts["running"]) or any((slurm or {}).get(s) for s in ACTIVE_SLURM)
     return "\n".join(lines), moving
 
 
