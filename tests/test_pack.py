@@ -38,6 +38,7 @@ from disbench.train.pack import Pack
 from disbench.train.run import run
 from disbench.train.run_pack import run_pack
 from tests.models.tiny import ARCH, build
+from tests.processes import output_to, signal_at_step
 from tests.test_resume_objectives import same
 
 ADAM = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}
@@ -177,19 +178,10 @@ def train_pack_until(signal_name: str, args: list[str], first: str, second: str,
     """A pack's own process: trains `first` (seed 0) and `second` (seed 1) as one pack and
     sends itself `signal_name` once step 25 is logged; exits with the pack's exit code.
     Its output goes to `log`."""
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
     from disbench.train import packed
 
-    record = packed.PackRecorder.on_train_batch_end
-
-    def on_train_batch_end(self, trainer, *rest):
-        record(self, trainer, *rest)
-        if trainer.global_step == 25:
-            os.kill(os.getpid(), getattr(signal, signal_name))
-
-    packed.PackRecorder.on_train_batch_end = on_train_batch_end
+    output_to(log)
+    signal_at_step(packed.PackRecorder, 25, getattr(signal, signal_name))
     outcomes = run_pack([compose([*args, first, "seed=0"]), compose([*args, second, "seed=1"])])
     sys.exit(max(o.exit_code for o in outcomes))
 

@@ -6,7 +6,6 @@ generator."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 
 import pytest
@@ -16,6 +15,7 @@ from disbench.config import compose
 from disbench.models import MODELS
 from disbench.train.run import run
 from tests.models.tiny import ARCH
+from tests.processes import output_to, signal_at_step
 
 OVERRIDES = ["data=dsprites_procedural", "arch=mlp", ARCH, "trainer=smoke", "eval=none",
              "trainer.max_steps=15", "trainer.checkpoint_every_n_steps=5",
@@ -26,19 +26,10 @@ KILLED_AT = 12  # after the checkpoint of step 10, before the one of step 15
 def train_and_kill(args: list[str], log: str) -> None:
     """The killed process: trains the run and kills itself with SIGKILL once step
     KILLED_AT is logged; its output goes to `log`."""
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
     from disbench.train import callbacks
 
-    record = callbacks.RunRecorder.on_train_batch_end
-
-    def on_train_batch_end(self, trainer, *rest):
-        record(self, trainer, *rest)
-        if trainer.global_step == KILLED_AT:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    callbacks.RunRecorder.on_train_batch_end = on_train_batch_end
+    output_to(log)
+    signal_at_step(callbacks.RunRecorder, KILLED_AT, signal.SIGKILL)
     run(compose(args))
 
 

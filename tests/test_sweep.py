@@ -15,6 +15,7 @@ from disbench.config import compose, run_id
 from disbench.errors import DisbenchError
 from disbench.launch.sweep import plan
 from tests.models.tiny import ARCH
+from tests.processes import output_to
 
 MODEL_VALUES = {"betavae": ("beta", [1, 2, 4, 6, 8, 16]),
                 "annealedvae": ("c_max", [5, 10, 25, 50, 75, 100]),
@@ -219,9 +220,7 @@ def train_command(overrides: list[str], log: str) -> None:
     """`disbench train OVERRIDES` as a process's whole work, its output in `log`."""
     from disbench.cli import main
 
-    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
+    output_to(log)
     sys.exit(main(["train", *overrides]))
 
 
