@@ -6,6 +6,7 @@ Files (documented in docs/results-format.md):
   losses.csv         the loss log
   metrics.json       final losses and metric scores (written before "completed")
   udr_sample.npz     the model's codes of the study's shared UDR sample (with the scores)
+  labelled.npy       the indices of the images whose factors a semi-supervised run saw
   checkpoints/last.ckpt, checkpoints/previous.ckpt (the one before, a fallback)
   traversal.png, traversal.gif, reconstructions.png   the model's pictures
   train.log          a sweep task's console output (sweeps only)
@@ -104,6 +105,7 @@ class RunDir:
         self.losses = self.path / "losses.csv"
         self.metrics = self.path / "metrics.json"
         self.udr_sample = self.path / "udr_sample.npz"
+        self.labelled = self.path / "labelled.npy"
         self.checkpoints = self.path / "checkpoints"
         self.last_checkpoint = self.checkpoints / "last.ckpt"
         self.previous_checkpoint = self.checkpoints / "previous.ckpt"

@@ -33,10 +33,13 @@ WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
 
 
 def build_model(cfg: DictConfig, observation_shape) -> models.Objective:
-    """The objective of a run config with its networks, initialised as `arch.init` says."""
-    encoder, decoder = nets.build(cfg.arch.name, tuple(observation_shape), cfg.arch.latent_dim)
-    model = models.build(OmegaConf.to_container(cfg.model, resolve=True), encoder, decoder,
-                         cfg.arch.latent_dim)
+    """The objective of a run config with its networks, initialised as `arch.init` says.
+    The networks are as wide as the objective asks (`Objective.network_width`)."""
+    hyper = OmegaConf.to_container(cfg.model, resolve=True)
+    cls, checked = models.check(hyper)
+    width = cls.network_width(cfg.arch.latent_dim, checked)
+    encoder, decoder = nets.build(cfg.arch.name, tuple(observation_shape), width)
+    model = models.build(hyper, encoder, decoder, cfg.arch.latent_dim)
     nets.initialise(model, cfg.arch.init)
     return model
 

@@ -19,6 +19,7 @@ from torch import nn
 from disbench import plugins
 from disbench.errors import DisbenchError
 from disbench.models.annealedvae import AnnealedVAE
+from disbench.models.attrivae import AttriVAE
 from disbench.models.base import VAE, Objective, OptimizerSpec, Step
 from disbench.models.betatcvae import BetaTCVAE
 from disbench.models.betavae import BetaVAE
@@ -28,6 +29,8 @@ from disbench.models.factorvae import FactorVAE
 from disbench.models.gvvae import GVVAE
 from disbench.models.lagrangian_vae import GCVAE
 from disbench.models.nashae import NashAE
+from disbench.models.ssvae import SSVAE
+from disbench.models.strkm import StRKM
 from disbench.models.vaegan import VAEGAN
 
 MODELS: dict[str, type[Objective]] = {
@@ -43,6 +46,9 @@ MODELS: dict[str, type[Objective]] = {
     "nashae": NashAE,
     "critic_vae": CriticVAE,
     "vaegan": VAEGAN,
+    "attrivae": AttriVAE,
+    "ssvae": SSVAE,
+    "strkm": StRKM,
 }
 
 __all__ = ["MODELS", "VAE", "Objective", "OptimizerSpec", "Step", "build", "check",

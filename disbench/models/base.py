@@ -12,6 +12,10 @@ An objective is an `nn.Module` that declares
   many updates an optimiser makes per training step: NashAE's regressors);
 - `encode(x) -> (mean, log_var)` and `decode(z) -> logits` for the metrics and the
   traversals; a deterministic encoder returns `(code, None)`;
+- optionally `label_fraction` (semi-supervised objectives): the fraction of the
+  dataset whose factors the objective may see. The step then also receives `labels`, a
+  batch drawn from that labelled subset (`Labels`); the subset is drawn from the run's
+  seed. Objectives without it never pay for labels;
 - optionally `packable`: the hyperparameters that may differ between the runs of one
   pack (`launcher.pack`, see `disbench.train.pack`), which then trains several runs at
   once as one vectorised step. A packable objective draws its noise with `normal` and
@@ -35,6 +39,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
+from disbench.errors import DisbenchError
 from disbench.models.reconstruction import RECONSTRUCTIONS, reconstruction_loss
 
 
@@ -44,6 +49,26 @@ class Step:
 
     losses: dict[str, torch.Tensor]
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Labels:
+    """A batch of the run's labelled subset: observations `x` (B, C, H, W) and their
+    ground-truth factors `factors` (B, K), each factor's value index scaled to [0, 1]
+    (index / (size - 1)), in the order of `names`."""
+
+    x: torch.Tensor
+    factors: torch.Tensor
+    names: tuple[str, ...]
+
+    def columns(self, names) -> list[int]:
+        """The columns of `factors` that hold the factors `names`; one clear error for a
+        name the dataset does not have."""
+        unknown = [n for n in names if n not in self.names]
+        if unknown:
+            raise DisbenchError(f"the dataset has no factor {', '.join(map(repr, unknown))}; "
+                                f"its factors: {', '.join(self.names)}")
+        return [self.names.index(n) for n in names]
 
 
 @dataclass
@@ -70,6 +95,16 @@ class Objective(nn.Module):
     # Read from the class itself, never inherited: a subclass that changes the step
     # declares it again (see `models.packable`)
     packable: ClassVar[tuple[str, ...] | None] = None
+    # None: the step takes no labels; a fraction in (0, 1]: the step is called with
+    # `labels=` a batch of that fraction of the dataset (see `Labels`)
+    label_fraction: float | None = None
+
+    @classmethod
+    def network_width(cls, latent_dim: int, hyper: dict) -> int:
+        """The width the run's encoder outputs and its decoder takes, given the run's
+        latent_dim and the objective's configured hyperparameters: latent_dim, unless the
+        objective works in a space of another size (St-RKM's features)."""
+        return latent_dim
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         return {"model": OptimizerSpec([p for p in self.parameters() if p.requires_grad])}

@@ -19,7 +19,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from disbench.errors import DisbenchError
 from disbench.models import Objective
+from disbench.models.base import Labels
 from disbench.train.optimizers import NamedOptimizers, build_optimizers, check_losses
 
 
@@ -37,6 +39,24 @@ def device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor if device.type == "cpu" else tensor.to(device)
 
 
+def labelled_subset(num_images: int, fraction: float, seed: int) -> np.ndarray:
+    """The indices of the run's labelled images: round(fraction * N) of the N images (at
+    least one), drawn without replacement from the run's seed, in increasing order."""
+    count = max(1, round(fraction * num_images))
+    rng = np.random.default_rng([seed, 0x1abe1])  # its own stream: no other draw moves it
+    return np.sort(rng.choice(num_images, size=count, replace=False))
+
+
+def labelled_factors(dataset, index: np.ndarray) -> np.ndarray:
+    """The factors of images `index`, each scaled to [0, 1] (value index / (size - 1))."""
+    if not callable(getattr(dataset, "factors_of", None)):
+        raise DisbenchError(f"dataset '{dataset.name}' cannot label its images (it has no "
+                            f"factors_of(index)); a semi-supervised objective needs a grid "
+                            f"dataset (disbench.data.base.GridDataset)")
+    sizes = np.maximum(np.asarray(dataset.factor_sizes) - 1, 1)
+    return (dataset.factors_of(index) / sizes).astype(np.float32)
+
+
 class TrainingModule(pl.LightningModule):
     def __init__(self, model: Objective, dataset, batch_size: int, lr: float, betas, eps: float,
                  seed: int):
@@ -52,6 +72,8 @@ class TrainingModule(pl.LightningModule):
         self.images: torch.Tensor | None = None
         self.first_non_finite_step: torch.Tensor | None = None
         self.device_step: torch.Tensor | None = None  # global_step, kept on the device
+        self.labelled_index: torch.Tensor | None = None  # labelled images, if the objective
+        self.labelled_factors: torch.Tensor | None = None  # takes labels
 
     def __setattr__(self, name, value):
         # Lightning records the hook it is in, on the module, about 30 times per step;
@@ -74,6 +96,12 @@ class TrainingModule(pl.LightningModule):
             self.generator.set_state(self._restored_generator_state)
         self.first_non_finite_step = torch.tensor(-1, device=self.device)
         self.device_step = torch.tensor(self.global_step, device=self.device)
+        fraction = self.objective.label_fraction
+        if fraction is not None:
+            index = labelled_subset(len(self.images), fraction, self.seed)
+            self.labelled_index = torch.from_numpy(index).to(self.device)
+            self.labelled_factors = torch.from_numpy(labelled_factors(self.dataset, index)
+                                                     ).to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["disbench_generator_state"] = self.generator.get_state()
@@ -87,9 +115,20 @@ class TrainingModule(pl.LightningModule):
                               generator=self.generator)
         return self.dataset.observe(self.images[index], self.generator)
 
-    def objective_step(self, x: torch.Tensor, step: int):
-        """(losses, terms) of the objective's step on `x`."""
-        out = self.model.step(x, step=step, generator=self.generator)
+    def draw_labels(self) -> Labels | None:
+        """A batch of the labelled subset (with replacement), for an objective that takes
+        labels; None (and no draw) for any other."""
+        if self.labelled_index is None:
+            return None
+        pick = torch.randint(len(self.labelled_index), (self.batch_size,), device=self.device,
+                             generator=self.generator)
+        x = self.dataset.observe(self.images[self.labelled_index[pick]], self.generator)
+        return Labels(x, self.labelled_factors[pick], tuple(self.dataset.factor_names))
+
+    def objective_step(self, x: torch.Tensor, step: int, labels: Labels | None = None):
+        """(losses, terms) of the objective's step on `x` (and `labels`, if it takes them)."""
+        extra = {} if labels is None else {"labels": labels}
+        out = self.model.step(x, step=step, generator=self.generator, **extra)
         self._last_step = out
         return out.losses, out.terms
 
@@ -99,16 +138,17 @@ class TrainingModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x = self.draw_batch()
+        labels = self.draw_labels()
         step = self.global_step
         optimizer = self.optimizers()
         named: NamedOptimizers = optimizer.optimizer
         for name, updates in self.objective.updates.items():
             for _ in range(updates - 1):  # the extra updates of one optimiser
-                losses, _ = self.objective_step(x, step)
+                losses, _ = self.objective_step(x, step, labels)
                 named.zero_grad()
                 self.manual_backward(self.total(losses[name]), inputs=named.params(name))
                 named.named[name].step()
-        losses, terms = self.objective_step(x, step)
+        losses, terms = self.objective_step(x, step, labels)
         if batch_idx == 0:
             check_losses(self.objective, losses, named.named)
         # Remember the first non-finite step on the device (per run, in a pack): no copy

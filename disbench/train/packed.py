@@ -79,8 +79,8 @@ class PackedTrainingModule(TrainingModule):
             batches.append(self.dataset.observe(self.images[index], g))
         return torch.stack(batches)
 
-    def objective_step(self, x: torch.Tensor, step: int):
-        return self.pack.step(x, step, self.generators)
+    def objective_step(self, x: torch.Tensor, step: int, labels=None):
+        return self.pack.step(x, step, self.generators)  # packable objectives take no labels
 
     def total(self, loss: torch.Tensor) -> torch.Tensor:
         # a failed run's loss gets no gradient (its parameters are its own: nothing of it

@@ -27,9 +27,10 @@ from disbench import config, data, models, store
 from disbench.config import identity, run_id
 from disbench.errors import DisbenchError, warn
 from disbench.interrupt import stopping_signals
+from disbench.models.base import Labels
 from disbench.train import trackers
 from disbench.train.callbacks import RunRecorder, StepProgressBar, truncate_loss_log
-from disbench.train.module import NonFiniteLoss, TrainingModule
+from disbench.train.module import NonFiniteLoss, TrainingModule, labelled_factors, labelled_subset
 from disbench.train.optimizers import build_optimizers, check_losses
 from disbench.visualize import save_pictures
 from disbench.zoo import build_model
@@ -85,7 +86,14 @@ def _check_objective(cfg: DictConfig, dataset) -> None:
                                           "eps": cfg.trainer.eps})
     _, observations = dataset.sample(2, np.random.default_rng(0))
     x = torch.as_tensor(observations, dtype=torch.float32)
-    out = model.step(x, step=0, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    extra = {}
+    if model.label_fraction is not None:
+        index = labelled_subset(len(dataset), model.label_fraction, cfg.seed)[:2]
+        labelled = dataset.observe(torch.from_numpy(dataset.images[index]), generator)
+        extra["labels"] = Labels(labelled, torch.from_numpy(labelled_factors(dataset, index)),
+                                 tuple(dataset.factor_names))
+    out = model.step(x, step=0, generator=generator, **extra)
     check_losses(model, out.losses, optimizers)
     with torch.no_grad():
         model.decode(model.encode(x)[0])
@@ -185,11 +193,26 @@ def _train(cfg: DictConfig, run: store.RunDir, dataset) -> tuple[models.Objectiv
         trainer = _trainer(cfg, RunRecorder(run, t.log_every_n_steps,
                                             t.checkpoint_every_n_steps),
                            loggers=trackers.build(cfg, run, run_id(cfg)))
+    if model.label_fraction is not None:
+        record_labelled(run, len(dataset), model.label_fraction, cfg.seed)
     ckpt, _ = resume_point(run)
     with warnings_filtered():
         trainer.fit(module, train_dataloaders=_endless(),
                     ckpt_path=None if ckpt is None else str(ckpt))
     return model, trainer
+
+
+def record_labelled(run: store.RunDir, num_images: int, fraction: float, seed: int) -> None:
+    """Store which images a semi-supervised run sees labelled (`labelled.npy`, and their
+    count in status.json): the subset is drawn from the run's seed."""
+    import io
+
+    index = labelled_subset(num_images, fraction, seed)
+    buffer = io.BytesIO()
+    np.save(buffer, index)
+    store.write_atomic(run.labelled, buffer.getvalue())
+    run.update_status(labelled={"fraction": fraction, "count": len(index),
+                                "of": num_images, "file": run.labelled.name})
 
 
 @contextlib.contextmanager
