@@ -27,6 +27,7 @@ from disbench.models.critic_vae import CriticVAE
 from disbench.models.dipvae import DIPVAE1, DIPVAE2
 from disbench.models.factorvae import FactorVAE
 from disbench.models.gvvae import GVVAE
+from disbench.models.gwae import GWAE
 from disbench.models.lagrangian_vae import GCVAE
 from disbench.models.nashae import NashAE
 from disbench.models.ssvae import SSVAE
@@ -49,6 +50,7 @@ MODELS: dict[str, type[Objective]] = {
     "attrivae": AttriVAE,
     "ssvae": SSVAE,
     "strkm": StRKM,
+    "gwae": GWAE,
 }
 
 __all__ = ["MODELS", "VAE", "Objective", "OptimizerSpec", "Step", "build", "check",
