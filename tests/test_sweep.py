@@ -75,6 +75,20 @@ def test_seed_methods_sweep():
         assert run_id(compose(list(r.overrides))) == r.run_id
 
 
+def test_seed_methods_2_sweep():
+    _, runs = plan("seed-methods-2")
+    assert len(runs) == 84 and Counter(r.data for r in runs) == {"dsprites_procedural": 42,
+                                                                  "xysquares": 42}
+    assert Counter(r.model for r in runs) == {m: 12 for m in (
+        "betavae", "factorvae", "betatcvae", "gwae", "strkm", "attrivae", "ssvae")}
+    assert all("eval=fast" in r.overrides and "trainer=quick" in r.overrides for r in runs)
+    by_model = {}
+    for r in runs:
+        by_model.setdefault(r.model, r)
+    for r in by_model.values():
+        assert run_id(compose(list(r.overrides))) == r.run_id
+
+
 def test_quick_and_smoke_sweeps():
     _, quick = plan("quick-dsprites")
     assert len(quick) == 26 and len({r.model for r in quick}) == 7
