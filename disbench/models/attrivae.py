@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from disbench.models.base import Labels, Step, sample_gaussian
+from disbench.models.base import Labels, Step, check_attributes, sample_gaussian
 from disbench.models.betavae import BetaVAE
 
 
@@ -50,33 +50,17 @@ class AttriVAE(BetaVAE):
                  gamma: float = 200.0, delta: float = 10.0, attributes: tuple[str, ...] = (),
                  label_fraction: float = 0.01, **vae):
         super().__init__(encoder, decoder, beta=beta, **vae)
-        if isinstance(attributes, str):
-            raise ValueError(f"attributes is a list of factor names, e.g. [{attributes}], "
-                             f"got the string {attributes!r}")
-        if not 0 < label_fraction <= 1:
-            raise ValueError(f"label_fraction is the fraction of labelled images, in (0, 1]; "
-                             f"got {label_fraction!r}")
-        if len(attributes) > latent_dim:
-            raise ValueError(f"{len(attributes)} attributes for {latent_dim} latent dimensions: "
-                             f"each attribute needs a dimension of its own")
-        self.latent_dim = latent_dim
+        self.attributes = check_attributes(attributes, label_fraction, latent_dim)
+        self.latent_dim, self.label_fraction = latent_dim, label_fraction
         self.gamma, self.delta = gamma, delta
-        self.attributes = tuple(attributes)
-        self.label_fraction = label_fraction
 
     def step(self, x: torch.Tensor, step: int, generator: torch.Generator,
              labels: Labels | None = None) -> Step:
         out = super().step(x, step, generator)
-        names = self.attributes or labels.names
-        columns = labels.columns(names)
-        if len(columns) > self.latent_dim:
-            raise ValueError(f"the dataset's {len(columns)} factors need {len(columns)} latent "
-                             f"dimensions, the model has {self.latent_dim}: name fewer "
-                             f"model.attributes")
+        values = labels.tied(self.attributes, self.latent_dim)
         mean, log_var = self.encode(labels.x)
         z = sample_gaussian(mean, log_var, generator)
-        regularization = attribute_regularization(z[:, :len(columns)],
-                                                  labels.factors[:, columns], self.delta)
+        regularization = attribute_regularization(z[:, :values.shape[1]], values, self.delta)
         loss = out.losses["model"] + self.gamma * regularization
         out.terms.update(loss=loss, attribute_regularization=regularization)
         return Step({"model": loss}, out.terms)

@@ -70,6 +70,31 @@ class Labels:
                                 f"its factors: {', '.join(self.names)}")
         return [self.names.index(n) for n in names]
 
+    def tied(self, attributes: tuple[str, ...], latent_dim: int) -> torch.Tensor:
+        """The values (B, k) of the factors tied to the first k latents: `attributes`, or
+        every factor when it is empty."""
+        columns = self.columns(attributes or self.names)
+        if len(columns) > latent_dim:
+            raise DisbenchError(f"the dataset's {len(columns)} factors need {len(columns)} "
+                                f"latent dimensions, the model has {latent_dim}: name fewer "
+                                f"in model.attributes")
+        return self.factors[:, columns]
+
+
+def check_attributes(attributes, label_fraction: float, latent_dim: int) -> tuple[str, ...]:
+    """The factor names a semi-supervised objective ties to its first latents, checked
+    with its labelled fraction."""
+    if isinstance(attributes, str):
+        raise ValueError(f"attributes is a list of factor names, e.g. [{attributes}], got the "
+                         f"string {attributes!r}")
+    if not 0 < label_fraction <= 1:
+        raise ValueError(f"label_fraction is the fraction of labelled images, in (0, 1]; got "
+                         f"{label_fraction!r}")
+    if len(attributes) > latent_dim:
+        raise ValueError(f"{len(attributes)} attributes for {latent_dim} latent dimensions: "
+                         f"each attribute needs a dimension of its own")
+    return tuple(attributes)
+
 
 @dataclass
 class OptimizerSpec:

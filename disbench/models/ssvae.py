@@ -46,7 +46,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from disbench.models.base import VAE, Labels, Step, kl_per_dimension, normal
+from disbench.models.base import VAE, Labels, Step, check_attributes, kl_per_dimension, normal
 
 LAPLACE_SCALE = 1 / math.sqrt(2)  # unit variance
 LOG_2PI = math.log(2 * math.pi)
@@ -114,18 +114,9 @@ class SSVAE(VAE):
                  beta: float = 1.0, supervision: float = 1.0, attributes: tuple[str, ...] = (),
                  label_fraction: float = 0.01, **vae):
         super().__init__(encoder, decoder, **vae)
-        if isinstance(attributes, str):
-            raise ValueError(f"attributes is a list of factor names, e.g. [{attributes}], "
-                             f"got the string {attributes!r}")
-        if not 0 < label_fraction <= 1:
-            raise ValueError(f"label_fraction is the fraction of labelled images, in (0, 1]; "
-                             f"got {label_fraction!r}")
-        if len(attributes) > latent_dim:
-            raise ValueError(f"{len(attributes)} attributes for {latent_dim} latent dimensions: "
-                             f"each labelled factor needs a dimension of its own")
-        self.latent_dim, self.prior = latent_dim, prior
-        self.beta, self.supervision = beta, supervision
-        self.attributes, self.label_fraction = tuple(attributes), label_fraction
+        self.attributes = check_attributes(attributes, label_fraction, latent_dim)
+        self.latent_dim, self.label_fraction = latent_dim, label_fraction
+        self.prior, self.beta, self.supervision = prior, beta, supervision
         if prior == "hierarchical":
             self.hierarchical = HierarchicalPrior(latent_dim)
         steps = torch.arange(latent_dim) / max(latent_dim - 1, 1)
@@ -150,14 +141,10 @@ class SSVAE(VAE):
     def supervised_loss(self, labels: Labels) -> torch.Tensor:
         """L_ss: -log N(t_d; mu_d, sigma_d^2) summed over the tied latents, mean over the
         labelled batch."""
-        columns = labels.columns(self.attributes or labels.names)
-        if len(columns) > self.latent_dim:
-            raise ValueError(f"the dataset's {len(columns)} factors need {len(columns)} latent "
-                             f"dimensions, the model has {self.latent_dim}: name fewer "
-                             f"model.attributes")
+        values = labels.tied(self.attributes, self.latent_dim)
         mean, log_var = self.encode(labels.x)
-        k = len(columns)
-        target = standardised(labels.factors[:, columns].to(mean.dtype))
+        k = values.shape[1]
+        target = standardised(values.to(mean.dtype))
         return -gaussian_log_density(target, mean[:, :k], log_var[:, :k]).sum(1).mean()
 
     def step(self, x: torch.Tensor, step: int, generator: torch.Generator,
