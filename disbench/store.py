@@ -246,6 +246,11 @@ class RunDir:
             self.claim_file.unlink(missing_ok=True)
 
 
+# the parts of metrics.json that hold scores (name -> score): the model's own held-out
+# losses and generation scores, and the metric suite's on each representation
+SCORE_PARTS = ("heldout", "generation", "mean", "sampled")
+
+
 def write_scores(run: RunDir, train: dict, scores: dict) -> None:
     """A run's ``metrics.json``: its final losses (``train``) and ``score_model``'s result,
     whose ``udr_sample`` arrays go to ``udr_sample.npz`` first (a stale one is removed)."""

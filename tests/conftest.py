@@ -11,9 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
-    """Under pytest-xdist (`-n N`), each worker process and what it starts runs on its own
+    """The data directory of the tests, where nothing else says one (the caches a metric
+    keeps there, such as the generation scores' feature extractors, stay out of the
+    user's), is the test session's own.
+
+    Under pytest-xdist (`-n N`), each worker process and what it starts runs on its own
     share of the CPUs, so that N workers' torch threads do not fight over the same cores
     (and `trainer.threads`' default, the CPUs a process may use, is that share)."""
+    os.environ.setdefault("DISBENCH_DATA", str(REPO / ".cache" / "test-data"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
     if not worker or not hasattr(os, "sched_setaffinity"):
         return

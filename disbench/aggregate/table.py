@@ -17,6 +17,8 @@ Columns (docs/results-format.md, "The aggregated table"), in this order:
 - ``train.<term>``: the loss terms at the last step;
 - ``heldout.<term>``: reconstruction loss, KL and ELBO on a fixed sample
   (``disbench.metrics.heldout``);
+- ``generation.<space>.<set>``: Frechet distances of decoded prior samples and of
+  reconstructions to real images (``disbench.metrics.generation``);
 - ``udr.lasso``, ``udr.spearman``, ``udr.models``: UDR within the run's group of seeds
   (``disbench.aggregate.udr``);
 - ``mean.<metric>.<score>`` and ``sampled.<metric>.<score>``: the metric scores on the
@@ -51,7 +53,8 @@ IDENTITY = ["source", "study", "run_id", "model", "dataset", "data_source", "see
 STATUS = ["state", "step", "attempts", "device", "host"]
 TIMINGS = ["started_at", "finished_at", "duration_s"]
 EVAL = ["eval_settings", "eval_key", "eval_boosting"]
-PREFIXES = ("hp.", "train.", "heldout.", "udr.", "mean.", "sampled.")
+SCORES = ("train.", "udr.", *(f"{part}." for part in store.SCORE_PARTS))  # column prefixes
+PREFIXES = ("hp.", *SCORES)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ def run_row(status: dict, metrics: dict) -> dict:
         "setting_key": setting_key(ident),
     }
     row.update({f"hp.{k}": _number(v) for k, v in model.items()})
-    for part in ("train", "heldout", "mean", "sampled"):
+    for part in ("train", *store.SCORE_PARTS):
         row.update({f"{part}.{k}": float(v) for k, v in (metrics.get(part) or {}).items()})
     return row
 

@@ -219,7 +219,8 @@ def _score(run, cfg, settings: dict, datasets: Datasets, device) -> str:
     dataset = datasets.get(cfg)
     model = load_model(cfg, run.path, dataset.observation_shape)
     scores = score_model(model, dataset, settings, seed=int(cfg.seed), device=device,
-                         progress=os.environ.get("TQDM_DISABLE") != "1")
+                         progress=os.environ.get("TQDM_DISABLE") != "1",
+                         data_dir=cfg.paths.data)
     # read again: keep the newest train entry
     try:
         current = store.read_json(run.metrics) or {}

@@ -54,6 +54,7 @@ from disbench.metrics.dci import compute_dci
 from disbench.metrics.downstream import compute_downstream, stop_workers
 from disbench.metrics.factor_vae import compute_factor_vae
 from disbench.metrics.fairness import fairness_from_sampler
+from disbench.metrics.generation import default_cache_dir, load_inception, score_generation
 from disbench.metrics.heldout import heldout_scores
 from disbench.metrics.irs import compute_irs
 from disbench.metrics.mig import compute_mig
@@ -75,7 +76,8 @@ from disbench.metrics.utils import MetricInputError
 EVAL_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "eval"
 
 # metric -> {setting: kind}; kinds: "count" (int >= 2), "positive" (int >= 1),
-# "counts" (non-empty list of counts), "fraction" (float in [0, 1]), "threshold" (float >= 0)
+# "counts" (non-empty list of counts), "fraction" (float in [0, 1]), "threshold" (float >= 0),
+# "path" (a file name, or None)
 SCHEMA: dict[str, dict[str, str]] = {
     "beta_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count"},
     "factor_vae": {"batch_size": "count", "num_train": "count", "num_eval": "count",
@@ -91,12 +93,15 @@ SCHEMA: dict[str, dict[str, str]] = {
 }
 METRICS = tuple(SCHEMA)
 # Scores of the model itself rather than of a representation, computed once by
-# score_model: the held-out reconstruction and ELBO (disbench.metrics.heldout), and the
+# score_model: the held-out reconstruction and ELBO (disbench.metrics.heldout), the
 # codes of the shared sample that `disbench aggregate` computes UDR from
-# (disbench.metrics.udr.model_udr_sample).
+# (disbench.metrics.udr.model_udr_sample), and the Frechet distances of decoded images
+# (disbench.metrics.generation; its extractor's training settings are part of it).
 MODEL_SCHEMA: dict[str, dict[str, str]] = {
     "heldout": {"num_points": "count"},
     "udr": {"num_points": "count"},
+    "fid": {"num_samples": "count", "inception_weights": "path", "extractor_steps": "positive",
+            "extractor_batch_size": "count", "extractor_features": "count"},
 }
 # suite-wide settings (beside the metrics' sections), as in the presets
 SUITE_SETTINGS = ("seed_from", "representations", "boosting")
@@ -122,6 +127,11 @@ def _check_value(where: str, kind: str, value):
     def is_int(v) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
+    if kind == "path":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise MetricInputError(f"eval setting {where} must be a file name or null; got "
+                                   f"{value!r}.")
+        return value
     if kind == "counts":
         if (not isinstance(value, (list, tuple)) or not value
                 or not all(is_int(v) and v >= 2 for v in value)):
@@ -468,7 +478,7 @@ def resolve_device(device=None):
 def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None, *,
                 batch_size: int | None = None, n_jobs: int | None = -1,
                 encode_once: bool | None = None, timings: dict | None = None,
-                progress: bool = False) -> dict:
+                progress: bool = False, data_dir=None) -> dict:
     """Score a trained model (``model.encode(x) -> (mean, log_var)``) with the suite.
 
     The settings' ``representations`` name the metrics computed on the mean
@@ -493,25 +503,34 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         n_jobs, encode_once: as for ``evaluate``.
         timings: if given, filled as by ``evaluate`` for the mean representation, with the
             sampled pass under ``"sampled"``; ``"encode"`` and ``"num_encoded"`` cover both;
-            ``"heldout"`` and ``"udr_sample"``: seconds of the model's own scores.
+            ``"heldout"``, ``"udr_sample"`` and ``"generation"``: seconds of the model's own
+            scores.
         progress: show a progress bar on stderr, one step per metric and representation
             (and the model's own scores), naming the metric that is running; below it, a
             bar of the images being encoded when a metric encodes ten batches or more.
+        data_dir: the data directory, whose ``feature_extractors`` folder caches the
+            trained feature extractor of ``generation`` (default: ``$DISBENCH_DATA``, else
+            ``~/.cache/disbench``).
 
     Besides the metrics, the model itself is scored once: its reconstruction loss, KL
     and ELBO on ``heldout.num_points`` observations drawn with the evaluation seed
     (``disbench.metrics.heldout``), and its codes of the study's shared UDR sample of
     ``udr.num_points`` observations (``disbench.metrics.udr.model_udr_sample``), from
-    which ``disbench aggregate`` computes UDR over each group of seeds.
+    which ``disbench aggregate`` computes UDR over each group of seeds, and the Frechet
+    distances between its decoded images and ``fid.num_samples`` observations in the
+    feature space of a classifier of the dataset's factors, and with
+    ``fid.inception_weights`` in Inception's (FID) (``disbench.metrics.generation``).
 
     Returns:
         ``{"mean": {"<metric>.<score>": float}, "sampled": {...}, "heldout":
-        {"reconstruction", "kl", "elbo"}, "eval": settings, "udr_sample": {...}}``
+        {"reconstruction", "kl", "elbo"}, "generation": {"fd_factors.samples",
+        "fd_factors.reconstructions", ...}, "eval": settings, "udr_sample": {...}}``
         where ``settings`` are the complete settings used, with ``"seed"``: the run's
         seed given here (what ``disbench eval`` compares), whatever ``seed_from``. A
         representation with no metrics gets ``{}``; a deterministic encoder has no
-        ``kl``, ``elbo`` or ``udr_sample``. ``disbench.store.write_scores`` stores the
-        result (``udr_sample`` as arrays beside ``metrics.json``).
+        ``kl``, ``elbo``, ``udr_sample`` or ``generation`` ``*.samples`` (no prior to
+        sample). ``disbench.store.write_scores`` stores the result (``udr_sample`` as
+        arrays beside ``metrics.json``).
     """
     import torch
 
@@ -526,6 +545,9 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
     param = next(iter(model.parameters()), None)
     original_device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
+    # before the long work: a missing or unreadable Inception file ends here
+    inception = load_inception(settings["fid"]["inception_weights"], device,
+                               tuple(dataset.observation_shape))
     model.eval().to(device)
     passes = {r: representation_metrics(settings, r) for r in REPRESENTATIONS}
     bar = tqdm(total=sum(map(len, passes.values())) + len(MODEL_SCHEMA), unit="metric",
@@ -562,9 +584,17 @@ def score_model(model, dataset, eval_cfg: Mapping | str, seed: int, device=None,
         if udr_sample is not None:
             scores["udr_sample"] = udr_sample
         bar.update()
+        bar.set_description_str("scoring the decoded images (a dataset's first run trains "
+                                "its feature extractor)")
+        late = time.perf_counter()
+        scores["generation"] = score_generation(
+            model, dataset, settings["fid"], metric_rng(eval_seed, "fid"), device, batch_size,
+            default_cache_dir(data_dir), inception)
+        bar.update()
         if timings is not None:
             timings["heldout"] = middle - start
-            timings["udr_sample"] = time.perf_counter() - middle
+            timings["udr_sample"] = late - middle
+            timings["generation"] = time.perf_counter() - late
     finally:
         bar.close()
         model.to(original_device).train(was_training)

@@ -22,7 +22,9 @@ training, the same for every run under ``seed_from: study``.
 
 A deterministic encoder (``encode`` returning ``(code, None)``, e.g. NashAE) has no
 posterior: its code is decoded, and ``kl`` and ``elbo`` are not defined, so not
-reported. A model without ``reconstruction_loss`` gets no held-out scores (with a
+reported. Nor are they for a model with a prior of its own (``sample_prior``: GWAE's
+learned prior, the semi-supervised VAE's), whose ELBO is not the one against N(0, I).
+A model without ``reconstruction_loss`` gets no held-out scores (with a
 ``MetricWarning``).
 """
 
@@ -78,6 +80,6 @@ def heldout_scores(model, dataset, num_points: int, rng: np.random.Generator, de
             totals["reconstruction"] += len(x) * float(
                 model.reconstruction_loss(model.decode(z), x))
     scores = {k: v / len(observations) for k, v in totals.items()}
-    if deterministic:
+    if deterministic or callable(getattr(model, "sample_prior", None)):
         return {"reconstruction": scores["reconstruction"]}
     return {**scores, "elbo": -(scores["reconstruction"] + scores["kl"])}

@@ -12,6 +12,9 @@ An objective is an `nn.Module` that declares
   many updates an optimiser makes per training step: NashAE's regressors);
 - `encode(x) -> (mean, log_var)` and `decode(z) -> logits` for the metrics and the
   traversals; a deterministic encoder returns `(code, None)`;
+- optionally `sample_prior(num, generator) -> z`, for a model whose prior is not N(0, I)
+  (a learned or other fixed prior): the generation scores decode its draws, and the
+  held-out KL and ELBO, which are against N(0, I), are then not reported;
 - optionally `label_fraction` (semi-supervised objectives): the fraction of the
   dataset whose factors the objective may see. The step then also receives `labels`, a
   batch drawn from that labelled subset (`Labels`); the subset is drawn from the run's

@@ -217,6 +217,10 @@ class GWAE(Objective):
         self.distance_scale, self.gradient_penalty = distance_scale, gradient_penalty
         self.lr, self.critic_lr = lr, critic_lr
 
+    def sample_prior(self, num: int, generator: torch.Generator) -> torch.Tensor:
+        """z ~ p_theta(z), `num` draws (the generation scores decode them)."""
+        return self.prior(num, generator, self.distance_scale)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
 

@@ -46,7 +46,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-from disbench.models.base import VAE, Labels, Step, check_attributes, kl_per_dimension, normal
+from disbench.models.base import (
+    VAE,
+    Labels,
+    Step,
+    check_attributes,
+    kl_per_dimension,
+    normal,
+    uniform,
+)
 
 LAPLACE_SCALE = 1 / math.sqrt(2)  # unit variance
 LOG_2PI = math.log(2 * math.pi)
@@ -121,6 +129,21 @@ class SSVAE(VAE):
             self.hierarchical = HierarchicalPrior(latent_dim)
         steps = torch.arange(latent_dim) / max(latent_dim - 1, 1)
         self.register_buffer("prior_var", 1 + steps, persistent=False)
+
+    def sample_prior(self, num: int, generator: torch.Generator) -> torch.Tensor:
+        """z ~ p(z), `num` draws (the generation scores decode them)."""
+        like = self.prior_var.unsqueeze(0)
+        shape = (num, self.latent_dim)
+        if self.prior == "hierarchical":
+            h = self.hierarchical
+            xi = normal(shape, generator, like)
+            return h.prior_decoder(xi) + torch.exp(0.5 * h.decoder_log_var) * normal(
+                shape, generator, like)
+        if self.prior == "laplace":  # inverse CDF of Laplace(0, b)
+            u = uniform(shape, generator, like) - 0.5
+            return -LAPLACE_SCALE * u.sign() * torch.log1p(-2 * u.abs())
+        z = normal(shape, generator, like)
+        return z * self.prior_var.sqrt() if self.prior == "scaled" else z
 
     def prior_regularizer(self, mean, log_var, z, generator) -> torch.Tensor:
         """The prior's L_reg, mean over the batch."""

@@ -114,6 +114,11 @@ class StRKM(Objective):
         """Logits of the image psi(U z)."""
         return self.decoder(z @ self.manifold.T)
 
+    def reconstruction_loss(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """||x - sigmoid(logits)||^2 summed over pixels, mean over the batch (the logged
+        `reconstruction`; the held-out score)."""
+        return squared_error(torch.sigmoid(logits), x)
+
     def optimizers(self) -> dict[str, OptimizerSpec]:
         networks = [*self.encoder.parameters(), *self.decoder.parameters()]
         return {"model": OptimizerSpec(networks, settings={"lr": self.model_lr}),

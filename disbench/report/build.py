@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from disbench.aggregate.table import Skipped, mixed_settings
+from disbench.aggregate.table import SCORES, Skipped, mixed_settings
 from disbench.errors import DisbenchError
 from disbench.report import figures, stats
 from disbench.report.document import Figure, Missing, Section, Table, Text, write_document
@@ -92,7 +92,7 @@ def _overview(table: pd.DataFrame, skipped: list[Skipped]) -> Section:
 
 def _summary(table, metrics, unsup, labels) -> Section:
     every = [c for c in table.columns
-             if c.startswith(("mean.", "sampled.", "train.", "heldout.", "udr."))]
+             if c.startswith(SCORES)]
     long = stats.summary(table, every)
     blocks: list = [Text("Median and interquartile range [25th, 75th percentile] over the "
                          "runs (all hyperparameter values and seeds) of each model. The CSV "
@@ -382,7 +382,7 @@ def _traversals(table, metrics, rank_by, labels, out, study_roots) -> Section:
         return Section(title, [Missing("no score to rank the runs by.")])
     if rank_by not in table.columns or table[rank_by].isna().all():
         scores = [c for c in table.columns
-                  if c.startswith(("mean.", "sampled.", "train.", "heldout.", "udr."))]
+                  if c.startswith(SCORES)]
         raise DisbenchError(f"--rank-by {rank_by}: no run has that score; scores: "
                             f"{', '.join(scores) or 'none'}")
     ranked = stats.rank_runs(table, rank_by)

@@ -33,8 +33,11 @@ METRICS = (
 )
 # Scores that need no labels, as (column, label, better): "higher" or "lower" is the
 # direction a model selection rule prefers; None: not used to select. The losses of the
-# last training batch (train.*) and of a fixed sample after training (heldout.*), and
-# UDR (Duan et al. 2020) within each group of seeds.
+# last training batch (train.*) and of a fixed sample after training (heldout.*), UDR
+# (Duan et al. 2020) within each group of seeds, and the Frechet distances of decoded prior
+# samples and reconstructions to the dataset (generation.*, disbench.metrics.generation):
+# in the features of a classifier of the dataset's factors, and FID where the runs had
+# the Inception network.
 UNSUPERVISED = (
     ("train.reconstruction", "Reconstruction", "lower"),
     ("train.kl", "KL", None),
@@ -45,6 +48,11 @@ UNSUPERVISED = (
     ("heldout.elbo", "ELBO (held out)", "higher"),
     ("udr.lasso", "UDR (Lasso)", "higher"),
     ("udr.spearman", "UDR (Spearman)", "higher"),
+    ("generation.fd_factors.samples", "FD of samples (factor features)", "lower"),
+    ("generation.fd_factors.reconstructions", "FD of reconstructions (factor features)",
+     "lower"),
+    ("generation.fid.samples", "FID of samples", "lower"),
+    ("generation.fid.reconstructions", "FID of reconstructions", "lower"),
 )
 UDR = "udr.lasso"  # Duan et al.'s main variant
 # Unfairness (Locatello et al. 2019b, Sec. 4): the mean over all (target, sensitive)

@@ -239,14 +239,15 @@ def _final_losses(run: store.RunDir) -> dict[str, float]:
 
 
 def evaluate(cfg: DictConfig, model: models.Objective, dataset, device) -> dict:
-    """The metric suite's scores for metrics.json (`mean`, `sampled`, `eval` settings)."""
+    """The metric suite's scores for metrics.json (`mean`, `sampled`, the model's own
+    scores, the `eval` settings)."""
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     if eval_cfg["name"] == "none":
         return {"eval": eval_cfg}
     from disbench.metrics.evaluate import score_model
 
     return score_model(model, dataset, eval_cfg, seed=cfg.seed, device=device,
-                       progress=bool(cfg.trainer.progress_bar))
+                       progress=bool(cfg.trainer.progress_bar), data_dir=cfg.paths.data)
 
 
 def _previous_status(rd: store.RunDir) -> dict:

@@ -137,7 +137,7 @@ def log_terms(loggers: list, terms: dict[str, float], step: int) -> None:
 def log_results(loggers: list, metrics: dict, traversal: Path, step: int) -> None:
     """The scores of metrics.json and the traversal image, at the last step."""
     scores = {f"{part}/{key}": float(value)
-              for part in ("mean", "sampled", "heldout")
+              for part in store.SCORE_PARTS
               for key, value in (metrics.get(part) or {}).items()}
     for logger in loggers:
         name = type(logger).__name__

@@ -72,4 +72,6 @@ SMALL = {
     "fairness": {"num_train": 100, "num_test_points_per_class": 5},
     "heldout": {"num_points": 200},
     "udr": {"num_points": 200},
+    "fid": {"num_samples": 100, "inception_weights": None, "extractor_steps": 20,
+            "extractor_batch_size": 16, "extractor_features": 8},
 }

@@ -27,6 +27,8 @@ SETTINGS = {
     "downstream": {"num_train": [20], "num_test": 50},
     "fairness": {"num_train": 100, "num_test_points_per_class": 5},
     "heldout": {"num_points": 50}, "udr": {"num_points": 50},
+    "fid": {"num_samples": 100, "inception_weights": None, "extractor_steps": 20,
+            "extractor_batch_size": 16, "extractor_features": 8},
 }
 
 

@@ -32,8 +32,9 @@ def without_arrays(scores: dict) -> dict:
 def test_scores_mean_and_sampled_and_records_the_settings():
     model = tiny_model().train()
     out = score_model(model, tiny_grid(), TINY, seed=7, device="cpu", n_jobs=1)
-    assert set(out) == {"mean", "sampled", "heldout", "eval", "udr_sample"}
+    assert set(out) == {"mean", "sampled", "heldout", "generation", "eval", "udr_sample"}
     assert set(out["heldout"]) == {"reconstruction", "kl", "elbo"}
+    assert set(out["generation"]) == {"fd_factors.samples", "fd_factors.reconstructions"}
     assert out["udr_sample"]["codes"].shape == (200, 4)  # SMALL's udr.num_points
     assert {k.split(".")[0] for k in out["mean"]} == set(METRICS)
     assert {k.split(".")[0] for k in out["sampled"]} == {"unsupervised"}
@@ -64,9 +65,9 @@ def test_progress_names_each_metric_as_it_runs(capsys):
     assert without_arrays(shown) == without_arrays(quiet)
     for running in ("scoring mig (mean)", "scoring sap (mean)",
                     "scoring unsupervised (sampled)", "scoring the held-out reconstruction",
-                    "encoding the UDR sample"):
+                    "encoding the UDR sample", "scoring the decoded images"):
         assert running in err
-    assert "5/5" in err and err.index("scoring mig") < err.index("scoring sap")
+    assert "6/6" in err and err.index("scoring mig") < err.index("scoring sap")
     assert "encoding:" not in err  # the 60 grid images: one batch, no bar of its own
     # ten batches or more: a bar of the images being encoded
     score_model(tiny_model(), tiny_grid(), settings, seed=7, device="cpu", n_jobs=1,
