@@ -133,3 +133,27 @@ def test_each_prior_trains_its_networks(prior):
 def test_a_wrong_prior_is_refused():
     with pytest.raises(DisbenchError, match="expected one of gaussian, scaled, laplace, hier"):
         tiny.build("ssvae", prior="student")
+
+
+@pytest.mark.parametrize("prior,variance", [("gaussian", [1.0, 1.0, 1.0]),
+                                            ("scaled", [1.0, 1.5, 2.0]),
+                                            ("laplace", [1.0, 1.0, 1.0])])
+def test_prior_samples_have_the_priors_moments(prior, variance):
+    model = tiny.build("ssvae", prior=prior)
+    z = model.sample_prior(200_000, torch.Generator().manual_seed(0)).numpy()
+    assert z.shape == (200_000, 3)
+    assert np.abs(z.mean(0)).max() < 0.02
+    assert z.var(0) == pytest.approx(variance, rel=0.02)
+    if prior == "laplace":  # E|z| = b = 1/sqrt(2) for Laplace(0, b); sqrt(2/pi) for N(0, 1)
+        assert np.abs(z).mean(0) == pytest.approx([1 / math.sqrt(2)] * 3, rel=0.01)
+
+
+def test_hierarchical_prior_samples_are_the_prior_decoders_plus_its_noise():
+    model = tiny.build("ssvae", prior="hierarchical")
+    z = model.sample_prior(5, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    xi = torch.randn((5, 3), generator=g)
+    h = model.hierarchical
+    expected = h.prior_decoder(xi) + torch.exp(0.5 * h.decoder_log_var) * torch.randn(
+        (5, 3), generator=g)
+    assert torch.equal(z, expected)
