@@ -26,6 +26,7 @@ MODELS = {"betavae": ("beta", [1.0, 4.0, 16.0]), "factorvae": ("gamma", [10.0, 3
 def synthetic_table(datasets=("dsprites",), seeds: int = 3, seed: int = 0) -> pd.DataFrame:
     """One completed, scored run per dataset, model, strength and seed."""
     rng = np.random.default_rng(seed)
+    noise = np.random.default_rng([seed, 1])  # the generation scores' own draws
     rows = []
     for dataset in datasets:
         for model, (hp, values) in MODELS.items():
@@ -56,6 +57,8 @@ def synthetic_table(datasets=("dsprites",), seeds: int = 3, seed: int = 0) -> pd
                         row.update({"udr.lasso": 0.3 + 0.5 * quality + 0.05 * rng.normal(),
                                     "udr.spearman": 0.4 + 0.4 * quality + 0.05 * rng.normal()})
                     row["heldout.elbo"] = -(row["heldout.reconstruction"] + row["heldout.kl"])
+                    row.update({"generation.fd_factors.samples": 400 - 50 * i + noise.normal(),
+                                "generation.fd_factors.reconstructions": 90 + noise.normal()})
                     row[stats.FAIRNESS[0][0]] = 0.3 - 0.2 * quality + 0.02 * rng.normal()
                     row[stats.TC_MEAN] = 3 + 0.1 * i + 0.1 * rng.normal()
                     row[stats.TC_SAMPLED] = 3 - 0.4 * i + 0.1 * rng.normal()

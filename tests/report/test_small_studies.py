@@ -53,9 +53,10 @@ def section(md: str, title: str) -> str:
 
 
 VARIANCE, TRAVERSALS = "Variance: model, hyperparameter, seed", "Latent traversals"
-# the scores of the synthetic table: 7 metrics, unfairness, 7 unsupervised scores (losses
-# of the last batch and held out, TC), and with two or more seeds UDR's two
-ONE_SEED_SCORES, SCORES = 15, 17
+# the scores of the synthetic table: 7 metrics, unfairness, 9 unsupervised scores (losses
+# of the last batch and held out, TC, the generation scores' two), and with two or more
+# seeds UDR's two
+ONE_SEED_SCORES, SCORES = 17, 19
 
 
 def test_one_seed_per_setting_shows_the_seed_share_as_missing_not_zero(tmp_path, drawn):
@@ -192,6 +193,7 @@ def test_udr_and_fairness_exhibits_show_their_rank_correlations(tmp_path, drawn)
     # UDR is a selection rule of the transfer exhibit
     transfer = (out / "tables" / "transfer_metrics.csv").read_text()
     assert "udr.lasso" in transfer and "heldout.elbo" in transfer
+    assert "generation.fd_factors.samples" in transfer  # and the generation scores
 
     bare = table.drop(columns=[c for c in table.columns
                                if c.startswith("udr.") or "fairness" in c])
