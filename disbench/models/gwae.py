@@ -219,7 +219,7 @@ class GWAE(Objective):
 
     def sample_prior(self, num: int, generator: torch.Generator) -> torch.Tensor:
         """z ~ p_theta(z), `num` draws (the generation scores decode them)."""
-        return self.prior(num, generator, self.distance_scale)
+        return self.prior(num, generator, self.log_beta)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)

@@ -357,3 +357,11 @@ def test_config_holds_the_defaults():
     assert hyper == defaults == {"lambda_w": 1.0, "lambda_d": 1.0, "lambda_h": 0.03,
                                  "prior": "factorized_neural", "distance_scale": 2.5,
                                  "gradient_penalty": 10.0, "lr": 1e-4, "critic_lr": 1e-4}
+
+
+def test_prior_samples_are_the_priors_transform_of_the_generators_noise():
+    model = build().eval()
+    z = model.sample_prior(6, torch.Generator().manual_seed(4))
+    eps = torch.randn((6, 3), generator=torch.Generator().manual_seed(4))
+    assert z.shape == (6, 3)
+    assert torch.equal(z, model.prior.transform(eps))
