@@ -92,7 +92,8 @@ def suite(run_dir: Path, eval_name: str, encode_once: bool) -> tuple[dict, dict,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scores = score_model(model, dataset, eval_name, seed=0, device="cpu",
-                             encode_once=encode_once, timings=timings)
+                             encode_once=encode_once, timings=timings,
+                             data_dir=cfg.paths.data)
     return scores, timings, time.perf_counter() - start
 
 
@@ -146,7 +147,7 @@ def main() -> None:
         t = results[label][1]["sampled"]
         cells.append(f"{t['unsupervised'] - t['unsupervised.encode']:.1f}")
     print(_row("unsupervised (sampled)", *cells))
-    for step in ("heldout", "udr_sample"):  # the model's own: encoding included
+    for step in ("heldout", "udr_sample", "generation"):  # the model's own, encoding included
         print(_row(f"{step} (with its encoding)",
                    *[f"{results[label][1][step]:.1f}" for label in labels]))
     print(_row("**total**", *[f"**{results[label][2]:.0f}**" for label in labels]))
