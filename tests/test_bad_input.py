@@ -34,8 +34,9 @@ REFUSED = {  # overrides: what the one error line says
     "eval=fastt": "unknown eval 'fastt' (did you mean fast?); valid: fast, locatello, "
                   "locatello_fast, none",
     "model=factorvea": "unknown model 'factorvea' (did you mean factorvae?); valid: "
-                       "annealedvae, betatcvae, betavae, critic_vae, dipvae1, dipvae2, "
-                       "factorvae, gvvae, lagrangian_vae, nashae, vae, vaegan",
+                       "annealedvae, attrivae, betatcvae, betavae, critic_vae, dipvae1, "
+                       "dipvae2, factorvae, gvvae, gwae, lagrangian_vae, nashae, ssvae, "
+                       "strkm, vae, vaegan",
     "data=dsprite": "unknown data 'dsprite' (did you mean dsprites",
     "trainer.max_step=10": "unknown key 'trainer.max_step' (did you mean max_steps?); valid "
                            "keys of trainer: max_steps, batch_size",
@@ -78,7 +79,7 @@ def test_train_help_names_disbench(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0
     assert out.stdout.startswith("disbench train: train, store and score one run")
-    assert "Hydra" not in out.stdout and "model: annealedvae, betatcvae" in out.stdout
+    assert "Hydra" not in out.stdout and "model: annealedvae, attrivae, betatcvae" in out.stdout
 
 
 def test_disbench_warnings_are_one_line(monkeypatch):
