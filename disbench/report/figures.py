@@ -77,12 +77,15 @@ def heatmap(matrix: pd.DataFrame, path: Path, title: str, labels: dict[str, str]
 
 def distributions(data: pd.DataFrame, columns: list[str], labels: dict[str, str], path: Path,
                   title: str) -> Path:
-    """One panel per score: a box per model, every run as a dot."""
+    """One panel per score: a box per model, every run as a dot. Infinite scores cannot be
+    drawn: the panel's title counts them."""
     models = sorted(data["model"].unique())
     fig, axes = _grid(len(columns), 4)
     for ax, column in zip(axes, columns):
         groups = [data.loc[data["model"] == m, column].dropna().to_numpy(dtype=float)
                   for m in models]
+        infinite = sum(int(np.isinf(g).sum()) for g in groups)
+        groups = [g[np.isfinite(g)] for g in groups]
         shown = [i for i, g in enumerate(groups) if len(g)]
         ax.boxplot([groups[i] for i in shown], positions=shown, widths=0.6,
                    showfliers=False, medianprops={"color": "tab:red"})
@@ -92,7 +95,8 @@ def distributions(data: pd.DataFrame, columns: list[str], labels: dict[str, str]
             ax.scatter(i + offsets, g, s=6, color="black", alpha=0.5, zorder=3)
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(models) - 0.4)
-        ax.set_title(labels.get(column, column), fontsize=9)
+        ax.set_title(labels.get(column, column)
+                     + (f" ({infinite} infinite, not drawn)" if infinite else ""), fontsize=9)
     fig.suptitle(title, fontsize=10)
     _layout(fig)
     return _save(fig, path, tight=False)

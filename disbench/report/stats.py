@@ -82,19 +82,34 @@ def hyper_setting(table: pd.DataFrame) -> pd.Series:
     return label
 
 
+def quantiles(values: np.ndarray, qs) -> np.ndarray:
+    """np.quantile's linear interpolation, where an infinite score (the Gaussian total
+    correlation of collapsed codes) stays infinite instead of becoming NaN (inf - inf)."""
+    ordered = np.sort(values)
+    position = np.asarray(qs, dtype=float) * (len(ordered) - 1)
+    low, high = ordered[np.floor(position).astype(int)], ordered[np.ceil(position).astype(int)]
+    weight = position - np.floor(position)
+    with np.errstate(invalid="ignore"):
+        between = low + (high - low) * weight
+    return np.where((weight == 0) | (low == high), low, between)
+
+
 def summary(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Median, quartiles and IQR of each column per dataset and model (long format:
-    dataset, model, score, runs, median, q25, q75, iqr)."""
+    dataset, model, score, runs, median, q25, q75, iqr); the IQR of a score whose
+    quartiles are both infinite is NaN."""
     rows = []
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=True):
         for column in columns:
             values = group[column].dropna().to_numpy(dtype=float)
             if not len(values):
                 continue
-            q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+            q25, median, q75 = quantiles(values, [0.25, 0.5, 0.75])
+            with np.errstate(invalid="ignore"):
+                iqr = q75 - q25
             rows.append({"dataset": dataset, "model": model, "score": column,
                          "runs": len(values), "median": median, "q25": q25, "q75": q75,
-                         "iqr": q75 - q25})
+                         "iqr": iqr})
     return pd.DataFrame(rows, columns=["dataset", "model", "score", "runs", "median", "q25",
                                        "q75", "iqr"])
 
@@ -143,12 +158,15 @@ def variance_decomposition(table: pd.DataFrame, columns: list[str]) -> pd.DataFr
 
     All three shares are NaN for a constant score. The seed's share is NaN when no setting
     holds two or more runs (one seed per setting): SS_seed is then zero by construction, not
-    by measurement, and the seeds' variation is inside the hyperparameter's share."""
+    by measurement, and the seeds' variation is inside the hyperparameter's share. An
+    infinite score (the Gaussian total correlation of collapsed codes) has no variance to
+    share: its runs are left out, and `runs` counts those used."""
     rows = []
     frame = table.assign(_setting=hyper_setting(table))
     for dataset, group in frame.groupby("dataset", sort=True):
         for column in columns:
             data = group[["model", "_setting", column]].dropna()
+            data = data[np.isfinite(data[column].to_numpy(dtype=float))]
             y = data[column].to_numpy(dtype=float)
             if len(y) < 2:
                 continue

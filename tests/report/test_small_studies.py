@@ -4,8 +4,10 @@ separated) and models with only one or two runs (traversals)."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from synthetic import synthetic_table, traversal_roots
 
@@ -219,3 +221,27 @@ def test_a_runs_animated_traversal_is_shown_and_embedded(tmp_path):
         (roots[best["study"]] / best["run_id"] / "traversal.gif").read_bytes()
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/gif;base64,') == 1
+
+
+def test_an_infinite_score_is_counted_not_drawn_and_warns_nothing(tmp_path, monkeypatch):
+    """Collapsed codes have an infinite Gaussian total correlation."""
+    from disbench.report import stats
+
+    titles: dict[str, list[str]] = {}
+    save = figures._save
+
+    def record(fig, path: Path, tight: bool = True) -> Path:
+        titles[path.name] = [ax.get_title() for ax in fig.axes]
+        return save(fig, path, tight)
+
+    monkeypatch.setattr(figures, "_save", record)
+    table = synthetic_table(seeds=2)
+    table.loc[table.index[:3], stats.TC_SAMPLED] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = build(table, tmp_path)
+    panels = [t for name, ts in titles.items() if name.startswith("distributions") for t in ts]
+    assert any(t.endswith("(3 infinite, not drawn)") for t in panels), panels
+    csv = (out / "tables" / "variance_decomposition.csv").read_text().splitlines()
+    (tc,) = [line for line in csv if f",{stats.TC_SAMPLED}," in line]
+    assert tc.split(",")[2] == str(len(table) - 3)  # runs used: the infinite ones left out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,30 @@ def test_rank_runs_shows_each_run_once(runs, expected):
                           "dataset": "d1", "model": "vae", "score": np.arange(runs, dtype=float)})
     ranked = stats.rank_runs(table, "score")
     assert list(zip(ranked["which"], ranked["run_id"], ranked["value"])) == expected
+
+
+def test_quantiles_are_numpys_and_keep_an_infinite_score_infinite():
+    values = np.array([3.0, -1.0, 7.5, 2.0, 10.0])
+    qs = [0.0, 0.25, 0.5, 0.6, 0.75, 1.0]
+    np.testing.assert_allclose(stats.quantiles(values, qs), np.quantile(values, qs))
+    inf = np.inf
+    assert stats.quantiles(np.array([inf, inf, inf]), [0.25, 0.5, 0.75]).tolist() == [inf] * 3
+    # between a finite and an infinite value: infinite; exactly on the finite one: itself
+    assert stats.quantiles(np.array([1.0, inf]), [0.0, 0.5, 1.0]).tolist() == [1.0, inf, inf]
+
+
+def test_infinite_scores_leave_no_nan_warning_and_are_left_out_of_the_decomposition():
+    table = pd.DataFrame({"dataset": "d", "model": ["a", "a", "b", "b", "b"],
+                          "strength_name": None, "strength": None, "seed": [0, 1, 0, 1, 2],
+                          "score": [1.0, 2.0, np.inf, 4.0, 6.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        long = stats.summary(table, ["score"])
+        shares = stats.variance_decomposition(table, ["score"])
+    b = long[long["model"] == "b"].iloc[0]
+    assert (b["median"], b["q75"]) == (6.0, np.inf) and b["q25"] == 5.0
+    assert shares.iloc[0]["runs"] == 4  # the infinite run is left out
+    y = np.array([1.0, 2.0, 4.0, 6.0])
+    model_mean = np.array([1.5, 1.5, 5.0, 5.0])
+    assert shares.iloc[0]["model"] == pytest.approx(((model_mean - y.mean()) ** 2).sum()
+                                                    / ((y - y.mean()) ** 2).sum())
