@@ -23,6 +23,13 @@ class DisbenchError(Exception):
             self.exit_code = exit_code
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An exception's message in one line for a one-line error: its first line, at most
+    `limit` characters; its type's name when it says nothing."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """A command's parser whose usage errors end in one `DisbenchError`: what was wrong,
     then the usage it was given."""

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from disbench import models, nets, store
-from disbench.errors import DisbenchError
+from disbench.errors import DisbenchError, first_line
 
 FORMAT = "disbench-model"
 FORMAT_VERSION = 1
@@ -51,7 +51,7 @@ def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - truncated or corrupt
-        raise DisbenchError(f"{path} cannot be read ({str(err).splitlines()[0][:200]}); "
+        raise DisbenchError(f"{path} cannot be read ({first_line(err)}); "
                             f"restore it, or train the run again") from None
     return {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()
             if k.startswith("model.")}

@@ -57,7 +57,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import time
 import warnings
@@ -65,8 +64,9 @@ from pathlib import Path
 
 import numpy as np
 
-from disbench.errors import DisbenchError
+from disbench.errors import DisbenchError, first_line
 from disbench.metrics.utils import MetricWarning, as_observations
+from disbench.store import write_atomic
 
 METRIC = "generation quality"
 INCEPTION_KEY = "eval.fid.inception_weights"
@@ -249,8 +249,7 @@ def _read_cache(path: Path, key: dict, net) -> dict:
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is rebuilt
-        raise ValueError(f"it cannot be loaded: {str(err).strip().splitlines()[0][:200]}"
-                         if str(err).strip() else type(err).__name__) from None
+        raise ValueError(f"it cannot be loaded: {first_line(err)}") from None
     if not isinstance(stored, dict) or not {"key", "state_dict", "digest"} <= set(stored):
         raise ValueError("it is not a feature extractor file")
     if stored["key"] != json.dumps(key, sort_keys=True):
@@ -273,12 +272,7 @@ def _write_cache(path: Path, key: dict, net, info: dict) -> None:
     torch.save({"key": json.dumps(key, sort_keys=True), "state_dict": state,
                 "digest": _digest(state), **info}, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, buffer.getvalue())  # a reader sees the old file or the whole new one
 
 
 def factor_extractor(dataset, steps: int, batch_size: int, features: int,
@@ -329,19 +323,15 @@ def load_inception(path, device="cpu", shape=None):
             warnings.simplefilter("ignore", DeprecationWarning)
             detector = torch.jit.load(str(file), map_location=torch.device(device))
     except Exception as err:  # noqa: BLE001 - whatever torch says, the file is not usable
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
-            type(err).__name__
         raise DisbenchError(f"{INCEPTION_KEY}={path}: the file cannot be read as TorchScript "
-                            f"({reason}); expected {expected}.") from None
+                            f"({first_line(err)}); expected {expected}.") from None
     detector.eval()
     if shape is not None:
         try:
             out = _detector_call(detector, torch.zeros((2, *shape), device=torch.device(device)))
         except Exception as err:  # noqa: BLE001
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
-                type(err).__name__
             raise DisbenchError(f"{INCEPTION_KEY}={path}: calling it as detector(images, "
-                                f"return_features=True) failed ({reason}); expected "
+                                f"return_features=True) failed ({first_line(err)}); expected "
                                 f"{expected}.") from None
         if out.ndim != 2 or len(out) != 2:
             raise DisbenchError(f"{INCEPTION_KEY}={path}: it returned features of shape "

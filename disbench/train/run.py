@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 import disbench
 from disbench import config, data, models, store
 from disbench.config import identity, run_id
-from disbench.errors import DisbenchError, warn
+from disbench.errors import DisbenchError, first_line, warn
 from disbench.interrupt import stopping_signals
 from disbench.models.base import Labels
 from disbench.train import trackers
@@ -158,9 +158,7 @@ def readable_checkpoint(run: store.RunDir) -> tuple[Path | None, int]:
         except Exception as err:  # truncated, corrupt, or not a checkpoint
             aside = path.with_name(path.name + ".unreadable")
             os.replace(path, aside)
-            problem = str(err).strip().splitlines()[0][:200] if str(err).strip() else \
-                type(err).__name__
-            warn(f"{path} is unreadable ({problem}); kept aside as {aside.name}")
+            warn(f"{path} is unreadable ({first_line(err)}); kept aside as {aside.name}")
             continue
         if path == run.previous_checkpoint:
             warn(f"resuming from the checkpoint before it, {path.name} (step {step})")

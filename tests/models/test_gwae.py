@@ -1,7 +1,6 @@
 """GWAE's GW estimate and losses against independent computations on hand-made tensors
 (float64), its priors, its optimisers, and a few steps of training on a toy batch."""
 
-import copy
 import math
 
 import numpy as np
@@ -322,23 +321,11 @@ def test_the_critic_is_spectrally_normalised():
 def test_all_noise_comes_from_the_generator():
     # each step from the same state: the critic's power iteration and the prior's batch
     # norm update their buffers at every step
-    model = build()
-    x = images()
-    state = torch.random.get_rng_state()
-    first, second, other = (copy.deepcopy(model).step(x, 0, torch.Generator().manual_seed(s)
-                                                      ).losses for s in (9, 9, 10))
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert not torch.equal(first["model"], other["model"])
+    tiny.assert_noise_from_the_generator(build(), images(), "model")
 
 
 def test_encode_and_decode_are_the_encoders_and_decoders():
-    model = build()
-    x = images()
-    mean, log_var = model.encode(x)
-    expected_mean, expected_log_var = model.encoder(x)
-    assert torch.equal(mean, expected_mean) and torch.equal(log_var, expected_log_var)
-    assert torch.equal(model.decode(mean), model.decoder(mean))
+    tiny.assert_encode_and_decode_are_the_networks(build(), images())
 
 
 def test_bad_prior_and_scale_are_refused():

@@ -218,24 +218,11 @@ def test_observation_shape_leaves_the_decoder_as_it_was():
 
 
 def test_all_noise_comes_from_the_generator():
-    model = build()
-    x = images()
-    state = torch.random.get_rng_state()
-    first = model.step(x, 0, torch.Generator().manual_seed(9)).losses
-    second = model.step(x, 0, torch.Generator().manual_seed(9)).losses
-    other = model.step(x, 0, torch.Generator().manual_seed(10)).losses
-    assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert not torch.equal(first["encoder"], other["encoder"])
+    tiny.assert_noise_from_the_generator(build(), images(), "encoder")
 
 
 def test_encode_and_decode_are_the_vaes():
-    model = build()
-    x = images()
-    mean, log_var = model.encode(x)
-    expected_mean, expected_log_var = model.encoder(x)
-    assert torch.equal(mean, expected_mean) and torch.equal(log_var, expected_log_var)
-    assert torch.equal(model.decode(mean), model.decoder(mean))
+    tiny.assert_encode_and_decode_are_the_networks(build(), images())
 
 
 def test_config_holds_the_defaults_and_strength_is_gamma():
